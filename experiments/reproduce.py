@@ -1,0 +1,71 @@
+"""``make reproduce-paperN``: one paper end to end at the CPU preset.
+
+Steps: the paper's theory checks, its experiments (``experiments/paperN/run.py``),
+its figures, and ``results/paperN/REPORT.md`` (``experiments/paperN/report.py``).
+Until a paper's parts exist this fails (exit 2) naming what is missing; it never
+writes placeholder output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPERS = {"paper1": "#4/#5", "paper2": "#6", "paper3": "#7", "paper4": "#8"}
+
+
+def missing_parts(paper: str) -> list[str]:
+    from geomopt.report.checks import discover, load
+
+    missing = []
+    if not any(load(p).PAPER == paper for p in discover().values()):
+        missing.append(f"theory checks for {paper} (theory/*.py with PAPER = '{paper}')")
+    for part, what in (("run.py", "the experiments"), ("report.py", "the report writer")):
+        if not (ROOT / "experiments" / paper / part).exists():
+            missing.append(f"experiments/{paper}/{part} ({what})")
+    return missing
+
+
+def run(cmd: list[str]) -> None:
+    print(f"[reproduce] $ {' '.join(cmd)}", flush=True)
+    rc = subprocess.call(cmd, cwd=ROOT)
+    if rc != 0:
+        print(f"reproduce: step failed with exit code {rc}: {' '.join(cmd)}", file=sys.stderr)
+        sys.exit(rc)
+
+
+def reproduce(paper: str, quick: bool) -> None:
+    py = sys.executable
+    q = ["--quick"] if quick else []
+    run([py, "theory/run_all.py", "--paper", paper, *q])
+    run([py, f"experiments/{paper}/run.py", *q])
+    run([py, "-m", "geomopt", "figures"])
+    run([py, f"experiments/{paper}/report.py"])
+    print(f"[reproduce] {paper} done: results/{paper}/REPORT.md, figures/{paper}/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("papers", nargs="+")
+    ap.add_argument("--quick", action="store_true", help="one seed, short runs: a few minutes")
+    args = ap.parse_args(argv)
+    bad = [p for p in args.papers if p not in PAPERS]
+    if bad:
+        print(f"reproduce: unknown paper {bad[0]!r}; choose from {', '.join(PAPERS)}", file=sys.stderr)
+        return 2
+    for paper in args.papers:
+        missing = missing_parts(paper)
+        if missing:
+            print(f"reproduce {paper}: not reproducible yet (issue {PAPERS[paper]}); missing: "
+                  + "; ".join(missing), file=sys.stderr)
+            return 2
+    for paper in args.papers:
+        reproduce(paper, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

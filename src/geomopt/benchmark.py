@@ -1,0 +1,92 @@
+"""Benchmarks report ratios, never absolute verdicts: our code timed against a torch
+baseline in the same process, interleaved, median of repeats.
+
+A benchmark is a module under experiments/bench/ with ``NAME``/``DESCRIPTION`` and
+``bench(quick: bool) -> Measurement``; the runner writes
+``results/bench/<name>.json`` = {"name", "ratio", "numerator", "denominator", "meta", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from geomopt.results import REPO_ROOT, run_meta, write_json
+
+BENCH_DIR = REPO_ROOT / "experiments" / "bench"
+RESULTS_DIR = REPO_ROOT / "results" / "bench"
+
+
+@dataclass
+class Measurement:
+    numerator: dict[str, Any]  # {"what": ..., "seconds": ...} (or a throughput)
+    denominator: dict[str, Any]
+    ratio: float  # numerator / denominator, in the sense the benchmark's goal states
+    goal: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 2,
+                     sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median seconds per call of each function, timed round-robin so that drift in
+    machine load hits every candidate alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def discover(bench_dir: Path = BENCH_DIR) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(bench_dir.glob("*.py"))
+            if not p.stem.startswith("_") and p.stem != "run_all" and "def bench(" in p.read_text()}
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench", description="Run the benchmarks (ratios against torch baselines).")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = ap.parse_args(argv)
+    found = discover()
+    names = args.only or list(found)
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        print(f"bench: unknown benchmark(s) {unknown}; choose from: {', '.join(found) or '(none yet)'}", file=sys.stderr)
+        return 2
+    if not names:
+        print("bench: no benchmarks found under experiments/bench/")
+        return 0
+    for name in names:
+        module = _load(found[name])
+        meta = run_meta()
+        meta["quick"] = args.quick
+        t0 = time.perf_counter()
+        m: Measurement = module.bench(quick=args.quick)
+        meta["seconds"] = round(time.perf_counter() - t0, 2)
+        record = {"name": name, "description": getattr(module, "DESCRIPTION", ""), "ratio": m.ratio,
+                  "goal": m.goal, "numerator": m.numerator, "denominator": m.denominator, **m.extra, "meta": meta}
+        write_json(args.out / f"{name}.json", record)
+        print(f"bench: {name:24s} ratio {m.ratio:7.3f}  (goal {m.goal or '-'})  "
+              f"{m.numerator.get('what', '')} / {m.denominator.get('what', '')}")
+    return 0

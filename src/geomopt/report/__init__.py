@@ -1,0 +1,1 @@
+"""results/ -> tables, figures and reports (pure functions over results files)."""

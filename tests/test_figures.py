@@ -1,0 +1,69 @@
+import json
+
+from geomopt.report import figures
+from geomopt.report.figures import draw_all, figure
+from geomopt.results import write_json
+
+
+def _register_demo():
+    @figure("demo/line", needs=["demo/*.json"])
+    def draw(inputs, out_base):
+        import matplotlib.pyplot as plt
+
+        from geomopt.report.style import save_figure
+
+        fig, ax = plt.subplots()
+        for name, rec in inputs.items():
+            ax.plot(rec["x"], rec["y"], label=name)
+        save_figure(fig, out_base)
+
+
+def test_empty_results_draws_nothing_and_exits_zero(tmp_path, capsys):
+    _register_demo()
+    rc = figures.main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "figs")])
+    assert rc == 0
+    assert "nothing to draw" in capsys.readouterr().out
+
+
+def test_corrupt_file_is_named_and_rest_drawn(tmp_path, capsys):
+    _register_demo()
+
+    @figure("demo/other", needs=["other/*.json"])
+    def draw_other(inputs, out_base):
+        import matplotlib.pyplot as plt
+
+        from geomopt.report.style import save_figure
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save_figure(fig, out_base)
+
+    res = tmp_path / "results"
+    write_json(res / "demo" / "good.json", {"x": [0, 1, 2], "y": [1, 4, 9]})
+    (res / "demo" / "broken.json").write_text('{"x": [0, 1')
+    write_json(res / "other" / "fine.json", {})
+    rc = figures.main(["--results", str(res), "--out", str(tmp_path / "figs")])
+    out = capsys.readouterr().out
+    assert "broken.json" in out and rc == 1
+    assert (tmp_path / "figs" / "demo" / "line.png").exists()  # drawn from the good file
+    assert (tmp_path / "figs" / "demo" / "line.pdf").exists()
+    assert (tmp_path / "figs" / "demo" / "other.png").exists()
+    figures.REGISTRY.pop("demo/other")
+
+
+def test_make_figures_cli_on_empty_results(tmp_path, python):
+    import subprocess
+
+    r = subprocess.run([python, "-m", "geomopt", "figures", "--results", str(tmp_path), "--out", str(tmp_path / "f")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "nothing to draw" in r.stdout
+
+
+def test_style_has_fixed_colours():
+    from geomopt.report.style import optimizer_style
+
+    assert optimizer_style("adamw") == optimizer_style("adamw")
+    assert optimizer_style("adamw")[1] != optimizer_style("muon")[1]
+    assert optimizer_style("never-seen")[0] == "never-seen"
+    json.dumps(optimizer_style("muon")[0])
