@@ -43,9 +43,9 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec("sgd", "torch.optim:SGD", False,
                       {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
                       "torch.optim.SGD with Nesterov momentum"),
-        OptimizerSpec("muon", "torch.optim:Muon", True,
+        OptimizerSpec("muon", "geomopt.optim.muon:Muon", True,
                       {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0},
-                      "torch.optim.Muon on hidden matrices, AdamW elsewhere"),
+                      "torch.optim.Muon (conv filters as matrices) on hidden matrices, AdamW elsewhere"),
         # Each paper's optimizers are added here as they land.
     ]
 }

@@ -1,0 +1,62 @@
+"""Muon as torch ships it, extended to conv filters.
+
+``torch.optim.Muon`` accepts 2-D parameters only. Conv filters are hidden
+matrices too once viewed as (out, in·kh·kw) (as in Keller Jordan's CIFAR
+speedruns), so this subclass hands torch's own functional Muon step 2-D *views*
+of every parameter, gradient and momentum buffer. For 2-D parameters it is
+exactly ``torch.optim.Muon`` (the tests compare them bit for bit).
+
+Subclasses (clip-then-Muon) transform the gradient matrices through
+``_matrix_grads`` before the momentum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim._muon import muon as _muon_step
+
+from geomopt.optim.routing import as_matrix
+
+
+class Muon(torch.optim.Muon):
+    def __init__(self, params, **hyper):
+        # torch's own argument checks, on a stand-in parameter (ours may be 4-D).
+        probe = torch.optim.Muon([torch.zeros(1, 1)], **hyper)
+        torch.optim.Optimizer.__init__(self, params, probe.defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim < 2:
+                    raise ValueError(f"Muon takes matrices (or conv filters); got a parameter of shape "
+                                     f"{tuple(p.shape)}: route it to AdamW (geomopt.optim.route_params)")
+
+    def _matrix_grads(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Hook for subclasses: the 2-D gradients fed to Muon's momentum (identity here)."""
+        return grads
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, bufs = [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse or torch.is_complex(p):
+                    raise RuntimeError("Muon does not support sparse gradients or complex parameters")
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+                params.append(as_matrix(p))
+                grads.append(as_matrix(p.grad))
+                bufs.append(as_matrix(state["momentum_buffer"]))
+            if not params:
+                continue
+            grads = self._matrix_grads(group, params, grads)
+            _muon_step(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
+                       momentum=group["momentum"], nesterov=group["nesterov"],
+                       ns_coefficients=group["ns_coefficients"], eps=group["eps"], ns_steps=group["ns_steps"],
+                       adjust_lr_fn=group["adjust_lr_fn"], has_complex=False)
+        return loss
