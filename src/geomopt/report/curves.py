@@ -1,0 +1,44 @@
+"""Validation-loss curves against tokens, one colour per optimizer, mean over seeds with a
+min–max band, and a zoomed inset around the target loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from geomopt.report.style import optimizer_style, save_figure
+
+
+def plot_loss_curves(evals: pd.DataFrame, out_base: Path, target: float | None = None,
+                     method_col: str = "optimizer", title: str = "") -> None:
+    """``evals``: rows with ``method_col``, ``seed``, ``tokens``, ``val_loss``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    inset = ax.inset_axes([0.45, 0.45, 0.5, 0.45]) if target is not None else None
+    for method, g in evals.dropna(subset=["val_loss"]).groupby(method_col):
+        label, colour = optimizer_style(str(method))
+        curve = g.groupby("tokens")["val_loss"].agg(["mean", "min", "max"]).reset_index()
+        for a in [ax] + ([inset] if inset is not None else []):
+            a.plot(curve["tokens"], curve["mean"], color=colour, label=label if a is ax else None, lw=1.4)
+            a.fill_between(curve["tokens"], curve["min"], curve["max"], color=colour, alpha=0.15, lw=0)
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("validation loss")
+    if title:
+        ax.set_title(title)
+    if inset is not None:
+        ax.axhline(target, color="k", ls=":", lw=0.8)
+        inset.axhline(target, color="k", ls=":", lw=0.8)
+        tail = evals[evals["val_loss"] <= target * 1.03]
+        if not tail.empty:
+            inset.set_xlim(float(tail["tokens"].min()) * 0.97, float(evals["tokens"].max()) * 1.01)
+            inset.set_ylim(target * 0.985, target * 1.03)
+        inset.tick_params(labelsize=7)
+        ax.indicate_inset_zoom(inset, edgecolor="0.5")
+    hi = np.nanpercentile(evals["val_loss"].astype(float), 90) if len(evals) else None
+    if hi is not None and np.isfinite(hi):
+        ax.set_ylim(top=hi)
+    ax.legend(fontsize=8, loc="lower left")
+    save_figure(fig, out_base)
