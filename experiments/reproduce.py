@@ -29,22 +29,25 @@ def missing_parts(paper: str) -> list[str]:
     return missing
 
 
-def run(cmd: list[str]) -> None:
+def run(cmd: list[str], tolerate: tuple[int, ...] = ()) -> int:
     print(f"[reproduce] $ {' '.join(cmd)}", flush=True)
     rc = subprocess.call(cmd, cwd=ROOT)
-    if rc != 0:
+    if rc != 0 and rc not in tolerate:
         print(f"reproduce: step failed with exit code {rc}: {' '.join(cmd)}", file=sys.stderr)
         sys.exit(rc)
+    return rc
 
 
 def reproduce(paper: str, quick: bool) -> None:
     py = sys.executable
     q = ["--quick"] if quick else []
-    run([py, "theory/run_all.py", "--paper", paper, *q])
+    # exit 1 = a claim did not hold: a result the report states, not a reason to stop
+    theory_rc = run([py, "theory/run_all.py", "--paper", paper, *q], tolerate=(1,))
     run([py, f"experiments/{paper}/run.py", *q])
     run([py, "-m", "geomopt", "figures"])
     run([py, f"experiments/{paper}/report.py"])
-    print(f"[reproduce] {paper} done: results/{paper}/REPORT.md, figures/{paper}/")
+    verdict = "some theory checks FAIL (see the report)" if theory_rc else "all theory checks PASS"
+    print(f"[reproduce] {paper} done ({verdict}): results/{paper}/REPORT.md, figures/{paper}/")
 
 
 def main(argv: list[str] | None = None) -> int:

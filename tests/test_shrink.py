@@ -1,0 +1,147 @@
+import math
+
+import pytest
+import torch
+
+from geomopt.optim.grad_transforms import (MAD_TO_SIGMA, build_grad_transform, matrix_scale, median_sample,
+                                           shrink_grads_, spectral_soft_clip_grads_)
+from geomopt.optim.shrink import apply_psi_, apply_psi_foreach_, bayes_surrogate, hard_clip, psi, redescend, smooth_shrink, soft_clip
+from geomopt.optim.spectral_clip import inverse_sqrt_newton_schulz, spectral_soft_clip
+
+Y = torch.linspace(-20, 20, 401, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("slope", [1.0, 0.5])
+def test_clip_functions_match_their_formulas(slope):
+    t = 3.0
+    assert torch.allclose(hard_clip(Y, t, slope), slope * Y.clamp(-t, t))
+    assert torch.allclose(soft_clip(Y, t, slope), slope * Y / torch.sqrt(1 + (Y / t) ** 2))
+    assert torch.allclose(redescend(Y, t, slope), slope * Y / (1 + (Y / t) ** 2))
+
+
+def _smooth_reference(y, t, kappa, gamma):
+    """Spec §2.4 written with the exponential (fine in float64 for |y| <= 20)."""
+    ge2 = gamma**2 + kappa
+    odds_cauchy = math.exp(-t * t / 2) * torch.exp(y * y / 2) * (t * t + ge2) / (y * y + ge2)
+    r = 1 / (1 + odds_cauchy)
+    return r * kappa * y + (1 - r) * 2 * kappa * y / (y * y + ge2)
+
+
+@pytest.mark.parametrize("slope,gamma", [(1.0, 1.0), (0.5, 2.0)])
+def test_smooth_shrink_matches_formula_and_gates_at_t(slope, gamma):
+    t = 3.0
+    assert torch.allclose(smooth_shrink(Y, t, slope, gamma), _smooth_reference(Y, t, slope, gamma), atol=1e-12)
+    at_t = smooth_shrink(torch.tensor([t], dtype=torch.float64), t, slope, gamma)
+    ge2 = gamma**2 + slope
+    assert at_t.item() == pytest.approx(0.5 * slope * t + 0.5 * 2 * slope * t / (t * t + ge2))
+
+
+def test_smooth_shrink_shape():
+    t, kappa = 4.0, 0.7
+    h = torch.tensor([1e-6], dtype=torch.float64)
+    assert (smooth_shrink(h, t, kappa) / h).item() == pytest.approx(kappa, rel=2e-3)  # slope κ at 0
+    big = torch.tensor([1e3, 1e4], dtype=torch.float64)
+    assert torch.allclose(smooth_shrink(big, t, kappa) * big, torch.full((2,), 2 * kappa, dtype=torch.float64),
+                          rtol=1e-5)  # redescending tail 2σ_s²/y (σ_s² = κ in inlier units)
+    huge = torch.tensor([1e30, -1e30, 1e300], dtype=torch.float64)
+    assert torch.isfinite(smooth_shrink(huge, t, kappa)).all()  # log-density gate: no overflow
+    assert torch.isfinite(smooth_shrink(torch.tensor([1e30]), t)).all()  # float32 too
+
+
+def test_bayes_surrogate_wiener_limit_and_normalized_form():
+    sigma_s, tau, gamma = 1.0, 0.5, 2.0
+    kappa = sigma_s**2 / (sigma_s**2 + tau**2)
+    assert torch.allclose(bayes_surrogate(Y, sigma_s, tau, gamma, 0.0), kappa * Y)
+    assert torch.allclose(bayes_surrogate(Y, sigma_s, tau, gamma, 1e-300), kappa * Y, atol=1e-9)
+    # the threshold form = the physical form, with t the surrogate's own gate and inlier units √v
+    eps = 0.05
+    v = sigma_s**2 + tau**2
+    lo, hi = 0.0, 50.0
+    for _ in range(200):  # bisection for r̃(t) = ½: ψ(t) = (κt + tail(t))/2
+        mid = (lo + hi) / 2
+        y = torch.tensor([mid], dtype=torch.float64)
+        ge2 = gamma**2 + sigma_s**2
+        half = 0.5 * (kappa * mid + 2 * sigma_s**2 * mid / (mid * mid + ge2))
+        lo, hi = (mid, hi) if bayes_surrogate(y, sigma_s, tau, gamma, eps).item() > half else (lo, mid)
+    t = lo / math.sqrt(v)
+    ours = math.sqrt(v) * smooth_shrink(Y / math.sqrt(v), t, kappa, gamma / math.sqrt(v))
+    assert torch.allclose(ours, bayes_surrogate(Y, sigma_s, tau, gamma, eps), atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["hard", "soft", "redescend", "smooth"])
+def test_in_place_with_scratch_and_foreach_equal_pure(name):
+    y = torch.randn(7, 5) * 4
+    flat_work = [torch.empty(100), torch.empty(100)]
+    out = apply_psi_(y.clone(), name, 2.0, 0.8, 1.0, flat_work)
+    assert torch.allclose(out, psi(y, name, 2.0, 0.8, 1.0))
+    ys = [y.clone(), 3 * y[:2].clone()]
+    apply_psi_foreach_(ys, name, 2.0, 0.8, 1.0)
+    assert torch.allclose(ys[0], out) and torch.allclose(ys[1], psi(3 * y[:2], name, 2.0, 0.8, 1.0))
+
+
+def test_matrix_scales():
+    g = torch.randn(40, 30)
+    assert matrix_scale(g, "rms").item() == pytest.approx(g.square().mean().sqrt().item(), rel=1e-5)
+    assert matrix_scale(g, "mad").item() == pytest.approx(MAD_TO_SIGMA * g.abs().median().item(), rel=1e-6)
+    big = torch.randn(512, 768, generator=torch.Generator().manual_seed(0))
+    assert median_sample(big).numel() <= 2 * 65536
+    assert matrix_scale(big, "mad").item() == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(ValueError, match="scale="):
+        matrix_scale(g, "std")
+
+
+def test_shrink_grads_in_place():
+    p = torch.zeros(50, 40, requires_grad=True)
+    g = torch.randn(50, 40, generator=torch.Generator().manual_seed(1))
+    g[3, 4], g[5, 6], g[7, 8] = 1e6, float("nan"), float("-inf")
+    p.grad = g.clone()
+    (s,) = shrink_grads_([p], psi="hard", t=3.0, scale="mad")
+    clean = g.nan_to_num(0.0, 0.0, 0.0)
+    expect = clean.clamp(-3 * s, 3 * s)
+    assert torch.allclose(p.grad, expect)
+    assert p.grad[5, 6] == 0 and p.grad[7, 8] == 0 and p.grad[3, 4] == pytest.approx(3 * s.item())
+    q = torch.zeros(4, requires_grad=True)
+    q.grad = torch.tensor([1.0, -8.0, 2.0, 0.5])
+    shrink_grads_(q, psi="soft", t=2.0, scale=[torch.full((4,), 2.0)])
+    y = torch.tensor([0.5, -4.0, 1.0, 0.25])
+    assert torch.allclose(q.grad, 2.0 * y / torch.sqrt(1 + (y / 2) ** 2))
+    with pytest.raises(ValueError, match="psi="):
+        shrink_grads_([p], psi="tanh")
+    with pytest.raises(ValueError, match="threshold"):
+        shrink_grads_([p], t=0.0)
+
+
+def test_spectral_soft_clip_matches_svd():
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(12, 30), (30, 12)]:
+        x = torch.randn(shape, generator=gen, dtype=torch.float64)
+        c = 2.0
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)
+        ref = u @ torch.diag(s / torch.sqrt(1 + (s / c) ** 2)) @ vh
+        assert torch.allclose(spectral_soft_clip(x, c, iters=30), ref, atol=1e-8)
+        assert torch.allclose(spectral_soft_clip(x, c), ref, rtol=0, atol=1e-2 * ref.abs().max())  # 10 its
+    a = torch.randn(8, 8, dtype=torch.float64, generator=gen)
+    a = a @ a.T + torch.eye(8, dtype=torch.float64)
+    r = inverse_sqrt_newton_schulz(a, 40)
+    assert torch.allclose(r @ a @ r, torch.eye(8, dtype=torch.float64), atol=1e-8)
+    v = torch.tensor([3.0, 4.0])
+    assert torch.allclose(spectral_soft_clip(v, 5.0), v / math.sqrt(2))
+
+
+def test_grad_transform_registry():
+    p = torch.zeros(6, 6, requires_grad=True)
+    p.grad = torch.randn(6, 6) * 100
+    build_grad_transform("clip_norm", max_norm=1.0)([p])
+    assert torch.linalg.vector_norm(p.grad).item() == pytest.approx(1.0, rel=1e-5)
+    p.grad = torch.randn(6, 6, generator=torch.Generator().manual_seed(0)) * 100
+    before = torch.linalg.svdvals(p.grad.double())
+    spectral_soft_clip_grads_([p], c=0.1)
+    after = torch.linalg.svdvals(p.grad.double())
+    exact = before / torch.sqrt(1 + (before / 0.1) ** 2)
+    # 10 coupled-NS iterations converge for σ near σ_max; the smallest directions (Gram eigenvalue
+    # ~1/ν of A/ν) approach from below, so the clip never amplifies
+    assert torch.allclose(after[:2], exact[:2], rtol=1e-3)
+    assert (after <= exact * (1 + 1e-3)).all()
+    build_grad_transform("shrink", psi="hard", t=2.0, scale="rms")([p])
+    with pytest.raises(ValueError, match="grad transform"):
+        build_grad_transform("clip_everything")

@@ -1,0 +1,170 @@
+import copy
+
+import pytest
+import torch
+
+from geomopt.optim.shrink_adamw import ShrinkAdamW
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.Tanh(), torch.nn.Linear(12, 2))
+
+
+def _train(make_opt, steps=100, seed=0, model=None, sched=None):
+    model = model or _model(seed)
+    opt = make_opt(model)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        x, y = torch.randn(32, 6, generator=gen), torch.randn(32, 2, generator=gen)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    return torch.cat([p.detach().flatten() for p in model.parameters()]), opt
+
+
+HP = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
+
+
+@pytest.mark.parametrize("kernel", [dict(fused=False), dict(foreach=True), dict(fused=True)])
+def test_no_shrinkage_is_torch_adamw_bitwise_on_the_same_kernel(kernel):
+    ours, _ = _train(lambda m: ShrinkAdamW(m.parameters(), psi=None, **HP, **kernel))
+    ref, _ = _train(lambda m: torch.optim.AdamW(m.parameters(), **HP, **kernel))
+    assert torch.equal(ours, ref)
+
+
+def test_defaults_match_torch_adamw_defaults():
+    ours, opt = _train(lambda m: ShrinkAdamW(m.parameters(), psi="none"))
+    ref, ref_opt = _train(lambda m: torch.optim.AdamW(m.parameters()))
+    for k in ("lr", "betas", "eps", "weight_decay"):
+        assert opt.defaults[k] == ref_opt.defaults[k]
+    # our default kernel is torch's fused AdamW, torch's default on CPU its for-loop: rounding only
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+
+
+def test_pre_clipping_math_on_a_tiny_tensor():
+    p = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    b1, b2, lr, eps, t = 0.5, 0.75, 0.1, 1e-8, 2.0
+    opt = ShrinkAdamW([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=0.0, psi="hard", t=t, warmup_steps=1)
+    g1, g2 = torch.tensor([1.0, -1.0, 2.0]), torch.tensor([10.0, -0.5, -100.0])
+    m = v = torch.zeros(3)
+    theta = p.detach().clone()
+    for k, g in enumerate([g1, g2], start=1):
+        if k > 1:  # s = √v̂_prev + δ, g̃ = clip(g, −t·s, t·s)
+            s = (v / (1 - b2 ** (k - 1))).sqrt() + eps
+            g = torch.maximum(torch.minimum(g, t * s), -t * s)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        theta = theta - lr * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + eps)
+        p.grad = [g1, g2][k - 1].clone()
+        opt.step()
+    torch.testing.assert_close(p.detach(), theta)
+    torch.testing.assert_close(opt.state[p]["exp_avg_sq"], v)  # v saw the shrunk gradient
+
+
+def test_post_clipping_math():
+    p = torch.tensor([0.0, 0.0], requires_grad=True)
+    opt = ShrinkAdamW([p], lr=1.0, betas=(0.0, 0.0), weight_decay=0.0, psi="hard", t=0.5, warmup_steps=1,
+                      position="post")
+    p.grad = torch.tensor([3.0, -2.0])
+    opt.step()  # warm-up: plain Adam direction ±1
+    torch.testing.assert_close(p.detach(), torch.tensor([-1.0, 1.0]))
+    p.grad = torch.tensor([3.0, -2.0])
+    opt.step()  # direction ±1 clipped to ±0.5
+    torch.testing.assert_close(p.detach(), torch.tensor([-1.5, 1.5]))
+
+
+def test_shrinkage_bounds_an_outlier_after_warm_up():
+    p = torch.zeros(100, requires_grad=True)
+    opt = ShrinkAdamW([p], lr=1.0, weight_decay=0.0, psi="smooth", t=3.0, warmup_steps=5)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        p.grad = torch.randn(100, generator=gen)
+        opt.step()
+    v_before = opt.state[p]["exp_avg_sq"].clone()
+    p.grad = torch.randn(100, generator=gen)
+    p.grad[7] = 1e8  # a Cauchy-like outlier: rejected by the redescending tail
+    opt.step()
+    assert opt.state[p]["exp_avg_sq"][7] < 2 * v_before[7] + 1e-3
+
+
+def test_non_finite_gradient_entries_are_zeroed():
+    def run(bad):
+        p = torch.ones(4, requires_grad=True)
+        opt = ShrinkAdamW([p], lr=0.1, psi="hard", warmup_steps=2)
+        for k in range(5):
+            g = torch.tensor([1.0, -1.0, 0.5, 2.0]) * (k + 1)
+            if k in (0, 3):
+                g[1] = bad
+            p.grad = g
+            opt.step()
+        return p.detach(), opt
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        out, opt = run(bad)
+        zero, _ = run(0.0)
+        assert torch.isfinite(out).all() and torch.isfinite(opt.state[opt.param_groups[0]["params"][0]]["exp_avg_sq"]).all()
+        assert torch.equal(out, zero)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_state_dict_round_trip(fused):
+    make = lambda m: ShrinkAdamW(m.parameters(), psi="smooth", warmup_steps=3, fused=fused, **HP)  # noqa: E731
+    full, _ = _train(make, steps=12)
+    model = _model()
+    half, opt = _train(make, steps=6, model=model)
+    sd = copy.deepcopy(opt.state_dict())
+    model2 = copy.deepcopy(model)
+    opt2 = make(model2)
+    opt2.load_state_dict(sd)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        torch.randn(32, 6, generator=gen), torch.randn(32, 2, generator=gen)
+    for _ in range(6):
+        x, y = torch.randn(32, 6, generator=gen), torch.randn(32, 2, generator=gen)
+        opt2.zero_grad()
+        torch.nn.functional.mse_loss(model2(x), y).backward()
+        opt2.step()
+    assert torch.equal(torch.cat([p.detach().flatten() for p in model2.parameters()]), full)
+
+
+def test_scheduler_and_param_groups():
+    model = _model()
+    w, b = [p for p in model.parameters() if p.ndim == 2], [p for p in model.parameters() if p.ndim == 1]
+    opt = ShrinkAdamW([{"params": w, "psi": "soft", "t": 2.0}, {"params": b, "psi": None, "weight_decay": 0.0}],
+                      lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    sched.step()
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.05)] * 2
+    assert opt.param_groups[0]["psi"] == "soft" and opt.param_groups[1]["psi"] is None
+    # the no-shrink group is plain AdamW
+    ref_b = [p.detach().clone().requires_grad_(True) for p in _model().parameters() if p.ndim == 1]
+    ref = torch.optim.AdamW(ref_b, lr=0.1, weight_decay=0.0, fused=True)
+    for p in ref_b:
+        p.grad = torch.ones_like(p)
+    ref.step()
+    for a, r in zip(b, ref_b):
+        assert torch.equal(a, r)
+
+
+@pytest.mark.parametrize("bad", [dict(psi="tanh"), dict(t=-1.0), dict(slope=1.5), dict(warmup_steps=0),
+                                 dict(position="middle"), dict(lr=-1.0), dict(betas=(1.0, 0.9))])
+def test_bad_hyperparameters_raise(bad):
+    with pytest.raises(ValueError):
+        ShrinkAdamW([torch.zeros(3, requires_grad=True)], **bad)
+
+
+@pytest.mark.parametrize("psi", ["hard", "soft", "redescend", "smooth"])
+def test_foreach_and_single_tensor_shrink_paths_agree(psi):
+    kw = dict(psi=psi, t=2.0, slope=0.8, warmup_steps=2, **HP)
+    single, _ = _train(lambda m: ShrinkAdamW(m.parameters(), fused=False, **kw), steps=15)
+    multi, _ = _train(lambda m: ShrinkAdamW(m.parameters(), foreach=True, **kw), steps=15)
+    torch.testing.assert_close(single, multi, rtol=1e-5, atol=1e-6)
+
+
+def test_registry_builds_shrink_adamw():
+    from geomopt.optim import build_optimizers
+
+    (opt,) = build_optimizers("shrink_adamw", _model(), {"t": 2.0})
+    assert isinstance(opt, ShrinkAdamW) and opt.defaults["psi"] == "smooth" and opt.defaults["t"] == 2.0
