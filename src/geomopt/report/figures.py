@@ -10,7 +10,6 @@ never trains.
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +18,10 @@ from geomopt.results import REPO_ROOT, read_json, read_run
 
 # Modules that register figures; each paper adds its own.
 FIGURE_MODULES: list[str] = [
+    "geomopt.report.fig_paper4",
+    "geomopt.report.fig_paper3",
+    "geomopt.report.fig_paper2",
+    "geomopt.report.fig_paper1",
 ]
 
 
@@ -105,6 +108,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"figures: {drawn} figure(s) written under {args.out}" + (f"; {len(bad)} malformed file(s)" if bad else ""))
     return 1 if bad else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
