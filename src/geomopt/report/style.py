@@ -31,8 +31,15 @@ OPTIMIZER_STYLE: dict[str, tuple[str, tuple]] = {
     "adamuon": ("AdaMuon", _PALETTE[17]),
     "stacey_p2": ("Stacey(p,2)", _PALETTE[18]),
     "stacey_pp": ("Stacey(p,p)", _PALETTE[19]),
-    "gd": ("GD", _PALETTE[15]),
+    "gd": ("GD", _PALETTE[14]),
+    "hasd": ("HASD", _PALETTE[6]),
+    "lp_steepest": ("ℓp steepest descent", _PALETTE[15]),
+    "agd_Lp": ("AGD (1/L_p)", _PALETTE[1]),
+    "agd_L2": ("AGD (1/L₂)", _PALETTE[0]),
     "identity": ("identity", _PALETTE[15]),
+    "ours": ("Ours (immunization, Alg. 1)", _PALETTE[6]),
+    "rill_only": ("R_ill Only", _PALETTE[16]),
+    "opt_kappa": ("Opt κ", _PALETTE[9]),
 }
 _EXTRA = sns.color_palette("husl", 12)
 

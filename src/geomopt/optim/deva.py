@@ -1,0 +1,284 @@
+"""DeVA: Decoupled Variance Adaptation (Song, Bai, Zhang, Bullins, Gleich; arXiv 2602.06880).
+
+Adam's ratio m/√v is rewritten as Γ ⊙ S(m): a non-negative elementwise *gain*
+Γ (variance adaptation) times a *scale-invariant direction* S — sign(m) for the
+vector (ℓ∞) variant, msign(m) = UVᵀ for the matrix (Schatten-∞) variant.
+
+The paper body (algorithm box) is not available; both update rules follow the
+authors' public code (github.com/Tsedao/Decoupled-Variance-Adaptation) as
+summarised in /work/shared/specs/paper2-deva.md §2. Options marked
+"Reconstructed" are the spec's ablations, not confirmed by the paper.
+
+DeVA-ℓ∞ (``DevaLinf``, any tensor shape), per element:
+    θ ← (1 − η·λ)·θ                              # decoupled WD before the step
+    m ← β1·m + (1−β1)·g
+    v ← β2·v + (1−β2)·m²                         # EMA of squared MOMENTUM (code); g² (Adam-like) optional
+    Γ ← |m| / √(v + ε),  ε = 1e-5 inside the √  # no bias correction (code); optional
+    d ← sign(Nesterov ? (1−β1)·g + β1·m : m)
+    θ ← θ − η·Γ⊙d
+Without Nesterov the update is m/√(EMA(m²)+ε); with β1 = 0 it is RMSprop.
+
+DeVA-S∞ (``DevaSinf``, matrices; conv filters as (out, in·kh·kw)), SOAP-derived:
+    G̃ = Q_Lᵀ G Q_R ;  M ← β1·M + (1−β1)·G̃        # M lives in Shampoo's eigenbasis
+    r_i = ‖M_i,:‖, c_j = ‖M_:,j‖ ;  V ← β2·V + (1−β2)·r cᵀ
+    O = msign(Nesterov ? (1−β1)·G̃ + β1·M : M)
+    Γ_ij = √(r_i c_j) / √(V_ij + ε) · √(1−β2^t)/(1−β1^t)    # bias correction folded into Γ
+    W ← W − η·Q_L (0.2·√max(n,m)·Γ⊙O) Q_Rᵀ ;  W ← W − η·λ·W   # WD after the step, as the code
+    L, R ← EMAs of GGᵀ, GᵀG ; every k steps one power step + QR on Q_L, Q_R (soap.py)
+msign is equivariant, Q_L·msign(Q_LᵀNQ_R)·Q_Rᵀ = msign(N): the direction is Muon's,
+the eigenbasis only decides where Γ acts elementwise.
+
+Differences from the public code, on purpose:
+- msign is torch's Muon Newton–Schulz (``torch.optim._muon._zeropower_via_newtonschulz``,
+  5 quintic steps in bf16, Frobenius normalisation). The code's extra first-iteration
+  division by ‖(YYᵀ)²‖_F^{1/4} is not applied: we share Muon's exact orthogonaliser so
+  that DeVA-S∞ vs Muon differ only in Γ and scaling.
+- M is re-projected only when the basis changes (every k steps); the code rotates M
+  back and forth every step, which is the identity between refreshes.
+- Γ is not stored (``keep_gain=True`` keeps the last Γ in ``state["gain"]`` for diagnostics).
+- Nesterov never edits ``p.grad``; 1-D parameters raise ValueError in DevaSinf.
+- The first call of DeVA-S∞ only builds the eigenbasis and does not move W (SOAP's
+  convention, as the code); ``skip_first_step=False`` makes it step at once.
+
+Caveat (inherent to the method, not fixed here): the direction is basis-invariant but Γ is
+not. When the first gradient is rank-deficient on a side (always for the long side of a
+rectangular matrix, e.g. 3072 of 3072×768), the eigenvectors spanning its null space are
+whatever ``eigh`` returns, and Γ depends on that choice until the power iterations mix it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
+
+from geomopt.optim.routing import as_matrix
+from geomopt.optim.soap import bases, check_common_hparams, from_eigenbasis, init_factors, to_eigenbasis, update_factors
+
+NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
+
+
+def msign(x: torch.Tensor, ns_coefficients=NS_COEFFICIENTS, ns_steps: int = 5) -> torch.Tensor:
+    """≈ UVᵀ of x = UΣVᵀ by Muon's Newton–Schulz (bf16), returned in x's dtype."""
+    return _zeropower_via_newtonschulz(x, ns_coefficients, ns_steps, 1e-7).to(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# DeVA-ℓ∞
+
+
+def deva_linf_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                   second_moments: list[torch.Tensor], steps: list[int], *, lr: float, beta1: float, beta2: float,
+                   eps: float, weight_decay: float, nesterov: bool, second_moment: str, bias_correction: bool,
+                   eps_inside_sqrt: bool) -> list[torch.Tensor]:
+    """One DeVA-ℓ∞ step on lists of tensors (foreach); returns the gains Γ. ``grads`` are only read."""
+    if weight_decay > 0:
+        torch._foreach_mul_(params, 1 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    tracked = exp_avgs if second_moment == "momentum" else grads
+    torch._foreach_mul_(second_moments, beta2)
+    torch._foreach_addcmul_(second_moments, tracked, tracked, value=1 - beta2)
+    numer = torch._foreach_abs(exp_avgs)
+    if bias_correction:
+        torch._foreach_div_(numer, [1 - beta1 ** t for t in steps])
+        v_hat = torch._foreach_div(second_moments, [1 - beta2 ** t for t in steps])
+    else:
+        v_hat = second_moments
+    if eps_inside_sqrt:
+        denom = torch._foreach_sqrt(torch._foreach_add(v_hat, eps))
+    else:
+        denom = torch._foreach_add(torch._foreach_sqrt(v_hat), eps)
+    gains = torch._foreach_div(numer, denom)
+    # Nesterov look-ahead (1−β1)·g + β1·m, built out of place: p.grad is never edited.
+    direction = torch._foreach_lerp(grads, exp_avgs, beta1) if nesterov else exp_avgs
+    update = torch._foreach_mul(gains, torch._foreach_sign(direction))
+    torch._foreach_add_(params, update, alpha=-lr)
+    return gains
+
+
+class DevaLinf(torch.optim.Optimizer):
+    """DeVA-ℓ∞. Defaults as the public code: lr 0.02, betas (0.9, 0.999), eps 1e-5 inside the √,
+    v tracks m², no bias correction, WD 0, no Nesterov.
+
+    Ablations (Reconstructed, spec §2.1): ``second_moment="gradient"`` (v tracks g²),
+    ``bias_correction=True``, ``eps_inside_sqrt=False`` (e.g. with eps=1e-8). With all three and
+    no Nesterov the update is exactly Adam's m̂/(√v̂ + ε).
+    """
+
+    def __init__(self, params, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-5,
+                 weight_decay: float = 0.0, nesterov: bool = False, second_moment: str = "momentum",
+                 bias_correction: bool = False, eps_inside_sqrt: bool = True, keep_gain: bool = False):
+        check_common_hparams("DevaLinf", lr, betas, eps, weight_decay, 1, 1)
+        if second_moment not in ("momentum", "gradient"):
+            raise ValueError(f"DevaLinf: second_moment must be 'momentum' or 'gradient', got {second_moment!r}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, nesterov=nesterov,
+                        second_moment=second_moment, bias_correction=bias_correction,
+                        eps_inside_sqrt=eps_inside_sqrt, keep_gain=keep_gain)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, exp_avgs, second_moments, steps = [], [], [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("DevaLinf does not support sparse gradients")
+                state = self.state[p]
+                if "step" not in state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["second_moment"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                second_moments.append(state["second_moment"])
+                steps.append(state["step"])
+            if not params:
+                continue
+            beta1, beta2 = group["betas"]
+            gains = deva_linf_step(params, grads, exp_avgs, second_moments, steps, lr=group["lr"], beta1=beta1,
+                                   beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                                   nesterov=group["nesterov"], second_moment=group["second_moment"],
+                                   bias_correction=group["bias_correction"],
+                                   eps_inside_sqrt=group["eps_inside_sqrt"])
+            if group["keep_gain"]:
+                for p, gain in zip(params, gains):
+                    self.state[p]["gain"] = gain
+        return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# DeVA-S∞
+
+GAINS = ("momentum", "instantaneous", "none")
+
+
+def spectral_gain(source: torch.Tensor, gain_ema: torch.Tensor, beta2: float, eps: float) -> torch.Tensor:
+    """Γ_ij = √(r_i c_j)/√(V_ij + ε) with r, c the row/column norms of ``source`` and
+    V ← β2·V + (1−β2)·r cᵀ updated in place (uncorrected)."""
+    row_norms, col_norms = source.norm(dim=1), source.norm(dim=0)
+    gain_ema.mul_(beta2).add_(torch.outer(row_norms, col_norms), alpha=1 - beta2)
+    return torch.outer(row_norms.sqrt(), col_norms.sqrt()) / (gain_ema + eps).sqrt()
+
+
+def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema: torch.Tensor | None, t: int, *,
+                        beta1: float, beta2: float, eps: float, nesterov: bool, gain: str, sign_stabilized: bool,
+                        bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The DeVA-S∞ update in the eigenbasis, 0.2·√max(n,m)·Γ⊙msign(N), and the gain Γ
+    (bias correction √(1−β2^t)/(1−β1^t) folded in). ``momentum``/``gain_ema`` are updated in place.
+    ``gain="none"`` is the Γ ≡ 1 ablation (Muon at RMS 0.2): the bias correction belongs to Γ
+    (it corrects the ratio of two EMAs), so that variant steps with the plain η."""
+    momentum.lerp_(grad_rot, 1 - beta1)
+    direction = torch.lerp(grad_rot, momentum, beta1) if nesterov else momentum
+    if sign_stabilized:  # AdaMuon-style O = msign(sign(N))
+        direction = direction.sign()
+    update = msign(direction, ns_coefficients, ns_steps).mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
+    if gain == "none":
+        return update, None
+    source = momentum if gain == "momentum" else grad_rot
+    gamma = spectral_gain(source, gain_ema, beta2, eps)
+    if bias_correction:
+        gamma.mul_((1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t))
+    return update.mul_(gamma), gamma
+
+
+class DevaSinf(torch.optim.Optimizer):
+    """DeVA-S∞ for matrices (conv filters viewed as (out, in·kh·kw)). Defaults as the public code:
+    lr 3e-3, betas (0.95, 0.95), shampoo_beta = β2, eps 1e-8, WD 0.01 (after the step), refresh
+    every 10 steps, max_precond_dim 10000, bias correction on, Nesterov on, update RMS 0.2.
+
+    Variants (Reconstructed, spec §2.2): ``basis="identity"`` (Γ in the original coordinates,
+    Q = Id), ``gain="none"`` (Γ ≡ 1; no eigenbasis is kept since msign is equivariant),
+    ``gain="instantaneous"`` (r, c from G̃ instead of M), ``sign_stabilized=True`` (msign(sign(N))).
+    """
+
+    def __init__(self, params, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95),
+                 shampoo_beta: float | None = None, eps: float = 1e-8, weight_decay: float = 0.01,
+                 precondition_frequency: int = 10, max_precond_dim: int = 10000, bias_correction: bool = True,
+                 nesterov: bool = True, gain: str = "momentum", basis: str = "eigen", sign_stabilized: bool = False,
+                 rms_scale: float = 0.2, skip_first_step: bool = True, ns_coefficients=NS_COEFFICIENTS,
+                 ns_steps: int = 5, keep_gain: bool = False):
+        check_common_hparams("DevaSinf", lr, betas, eps, weight_decay, precondition_frequency, max_precond_dim)
+        if shampoo_beta is not None and not 0.0 <= shampoo_beta < 1.0:
+            raise ValueError(f"DevaSinf: shampoo_beta must be in [0, 1) or None (= beta2), got {shampoo_beta}")
+        if gain not in GAINS:
+            raise ValueError(f"DevaSinf: gain must be one of {GAINS}, got {gain!r}")
+        if basis not in ("eigen", "identity"):
+            raise ValueError(f"DevaSinf: basis must be 'eigen' or 'identity', got {basis!r}")
+        if not rms_scale > 0:
+            raise ValueError(f"DevaSinf: rms_scale must be > 0, got {rms_scale}")
+        defaults = dict(lr=lr, betas=tuple(betas), shampoo_beta=shampoo_beta, eps=eps, weight_decay=weight_decay,
+                        precondition_frequency=precondition_frequency, max_precond_dim=max_precond_dim,
+                        bias_correction=bias_correction, nesterov=nesterov, gain=gain, basis=basis,
+                        sign_stabilized=sign_stabilized, rms_scale=rms_scale, skip_first_step=skip_first_step,
+                        ns_coefficients=tuple(ns_coefficients), ns_steps=ns_steps, keep_gain=keep_gain)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        for p in self.param_groups[-1]["params"]:
+            if p.ndim < 2:
+                raise ValueError(f"DevaSinf takes matrices (or conv filters); got a parameter of shape "
+                                 f"{tuple(p.shape)}: route it to AdamW or DevaLinf (geomopt.optim.route_params)")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._step_param(p, group)
+        return loss
+
+    def _step_param(self, p: torch.Tensor, group: dict) -> None:
+        if p.grad.is_sparse:
+            raise RuntimeError("DevaSinf does not support sparse gradients")
+        beta1, beta2 = group["betas"]
+        beta_sh = beta2 if group["shampoo_beta"] is None else group["shampoo_beta"]
+        grad = as_matrix(p.grad).float()
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = 0
+            state["momentum"] = torch.zeros_like(grad)
+            if group["gain"] != "none":
+                state["gain_ema"] = torch.zeros_like(grad)
+            rotate = group["basis"] == "eigen" and group["gain"] != "none"
+            init_factors(state, grad, beta_sh, group["max_precond_dim"], rotate=rotate,
+                         keep_grad=group["skip_first_step"])
+            if group["skip_first_step"]:
+                return
+        state["step"] += 1
+        t = state["step"]
+        left, right = bases(state)
+        update, gamma = deva_sinf_direction(
+            to_eigenbasis(grad, left, right), state["momentum"], state.get("gain_ema"), t, beta1=beta1,
+            beta2=beta2, eps=group["eps"], nesterov=group["nesterov"], gain=group["gain"],
+            sign_stabilized=group["sign_stabilized"], bias_correction=group["bias_correction"],
+            rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"])
+        p.add_(from_eigenbasis(update, left, right).reshape(p.shape).to(p.dtype), alpha=-group["lr"])
+        if group["weight_decay"] > 0:
+            p.mul_(1 - group["lr"] * group["weight_decay"])  # after the step, uncorrected η (as the code)
+        if group["keep_gain"] and gamma is not None:
+            state["gain"] = gamma
+        if left is None and right is None:
+            return
+        # Shampoo factors and (every k steps) the eigenbasis; M follows the basis.
+        refresh = t % group["precondition_frequency"] == 0
+        momentum = from_eigenbasis(state["momentum"], left, right) if refresh else None
+        gain_ema = update_factors(state, grad, beta_sh, refresh, state.get("gain_ema"))
+        if refresh:
+            if gain_ema is not None:
+                state["gain_ema"] = gain_ema
+            state["momentum"] = to_eigenbasis(momentum, *bases(state))
