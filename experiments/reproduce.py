@@ -39,15 +39,19 @@ def run(cmd: list[str], tolerate: tuple[int, ...] = ()) -> int:
 
 
 def reproduce(paper: str, quick: bool) -> None:
+    """Quick mode writes everything under results/quick/ and figures/quick/, so it never
+    overwrites the committed full-mode results."""
     py = sys.executable
+    root = ROOT / "results" / ("quick" if quick else "")
+    figs = ROOT / "figures" / ("quick" if quick else "")
     q = ["--quick"] if quick else []
     # exit 1 = a claim did not hold: a result the report states, not a reason to stop
-    theory_rc = run([py, "theory/run_all.py", "--paper", paper, *q], tolerate=(1,))
-    run([py, f"experiments/{paper}/run.py", *q])
-    run([py, "-m", "geomopt", "figures"])
-    run([py, f"experiments/{paper}/report.py"])
+    theory_rc = run([py, "theory/run_all.py", "--paper", paper, "--out", str(root / "theory"), *q], tolerate=(1,))
+    run([py, f"experiments/{paper}/run.py", "--out", str(root / paper), *q])
+    run([py, "-m", "geomopt", "figures", "--results", str(root), "--out", str(figs)])
+    run([py, f"experiments/{paper}/report.py", "--results", str(root)])
     verdict = "some theory checks FAIL (see the report)" if theory_rc else "all theory checks PASS"
-    print(f"[reproduce] {paper} done ({verdict}): results/{paper}/REPORT.md, figures/{paper}/")
+    print(f"[reproduce] {paper} done ({verdict}): {root / paper / 'REPORT.md'}, {figs / paper}/")
 
 
 def main(argv: list[str] | None = None) -> int:

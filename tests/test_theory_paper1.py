@@ -14,7 +14,7 @@ def _load(name):
     return module
 
 
-@pytest.mark.parametrize("name", ["localization", "bayes_shrinkage", "cauchy_convergence"])
+@pytest.mark.parametrize("name", ["localization", "bayes_shrinkage", "cauchy_convergence", "real_noise"])
 def test_quick_check_passes(name):
     module = _load(name)
     assert module.PAPER == "paper1"
@@ -30,3 +30,14 @@ def test_verdicts_follow_the_measurements():
     conv = _load("cauchy_convergence").check(quick=True, seed=1)
     smooth = conv.measured["methods"]["smooth"]
     assert conv.passed == (smooth["reached_all"] and smooth["slope_ci95"][1] >= -4 and conv.measured["sgd_fails"])
+
+
+def test_real_noise_measures_every_hidden_matrix_at_four_points():
+    out = _load("real_noise").check(quick=True, seed=0)
+    points = out.measured["points"]
+    assert list(points) == ["0%", "5%", "50%", "100%"]
+    steps = [p["step"] for p in points.values()]
+    assert steps == sorted(steps) and steps[-1] == out.measured["total_steps"]
+    layers = points["100%"]["layers"]
+    assert layers and all("mlp" in n or "attn" in n for n in layers)  # hidden matrices only: no wte/lm_head
+    assert all(s["localization"] <= 1.0 + 1e-6 for s in layers.values())  # L ≤ 1 always

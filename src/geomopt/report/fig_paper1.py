@@ -82,3 +82,59 @@ def draw_convergence(inputs: dict, out_base: Path) -> None:
     ax.invert_xaxis()
     ax.legend(fontsize=7)
     save_figure(fig, out_base)
+
+
+def _evals(inputs: dict, group: str):
+    """Validation rows of one experiment group (clean / cauchy) from the paper-1 run files."""
+    import pandas as pd
+
+    frames = []
+    for path, (meta, df) in inputs.items():
+        name = (meta.get("config") or {}).get("name", Path(path).stem)
+        g, method, _ = (name.split("__") + ["", ""])[:3]
+        if g == group and "val_loss" in df:
+            frames.append(df.dropna(subset=["val_loss"]).assign(optimizer=method, seed=meta.get("seed")))
+    if not frames:
+        raise ValueError(f"no '{group}' runs among {len(inputs)} files")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _draw_group(inputs: dict, out_base: Path, group: str, title: str) -> None:
+    from geomopt.report.curves import plot_loss_curves
+
+    evals = _evals(inputs, group)
+    base = evals[evals["optimizer"] == "adamw"]
+    target = float(base.groupby("seed")["val_loss"].last().mean()) if not base.empty else None
+    plot_loss_curves(evals, out_base, target=target, title=title)
+
+
+@figure("paper1/curves_clean", needs=["paper1/runs/clean__*.jsonl"])
+def draw_curves_clean(inputs: dict, out_base: Path) -> None:
+    _draw_group(inputs, out_base, "clean", "GPT on Shakespeare chars, clean gradients (inset: AdamW's final loss)")
+
+
+@figure("paper1/curves_cauchy", needs=["paper1/runs/cauchy__*.jsonl"])
+def draw_curves_cauchy(inputs: dict, out_base: Path) -> None:
+    _draw_group(inputs, out_base, "cauchy", "with entry-wise Cauchy contamination (ε = 0.02)")
+
+
+@figure("paper1/real_noise", needs=["theory/real_noise.json"])
+def draw_real_noise(inputs: dict, out_base: Path) -> None:
+    """Per hidden matrix: tail index and localization of our GPT's gradient noise over training."""
+    points = _record(inputs, "real_noise")["points"]
+    labels = list(points)
+    layers = list(points[labels[-1]]["layers"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for key, ax, ylabel in (("alpha_simsekli", axes[0], "tail index α̂ (Simsekli)"),
+                            ("localization_over_gaussian", axes[1], "L / L_Gaussian"),
+                            ("clip_spectral_ratio", axes[2], "‖N‖₂ / ‖clip(N)‖₂")):
+        for i, layer in enumerate(layers):
+            ax.plot(labels, [points[p]["layers"][layer][key] for p in labels], marker="o", lw=1,
+                    color=plt.cm.viridis(i / max(1, len(layers) - 1)), label=layer.replace(".weight", ""))
+        ax.set_xlabel("point of the run")
+        ax.set_ylabel(ylabel)
+    axes[0].axhline(2, color="k", ls=":", lw=0.8)
+    axes[0].axhline(1, color="r", ls=":", lw=0.8)
+    axes[1].axhline(1, color="k", ls=":", lw=0.8)
+    axes[2].legend(fontsize=6, ncol=2)
+    save_figure(fig, out_base)
