@@ -35,15 +35,15 @@ def load(results: Path) -> pd.DataFrame:
     return df.assign(group=parts[0], method=parts[1])
 
 
-def step_cost(df: pd.DataFrame, method: str, baseline: str) -> float:
-    """Median optimizer-step time of ``method`` over that of ``baseline`` (all seeds pooled)."""
-    t = df.dropna(subset=["step_time"]).groupby("method")["step_time"].median()
-    return float(t.get(method, math.nan) / t.get(baseline, math.nan))
+def step_cost(results: Path, method: str) -> float:
+    """Training-step time of ``method`` ÷ its baseline's, from the interleaved timing run.py makes."""
+    path = results / "step_cost.json"
+    return float(read_json(path)["ratio"].get(method, math.nan)) if path.exists() else math.nan
 
 
-def verdict(iv: Interval, paper: float | None) -> str:
-    if iv.n == 0:
-        return "target never reached"
+def verdict(iv: Interval, paper: float | None, reached: int, seeds: int) -> str:
+    if reached < seeds:
+        return f"no saving: never reached the baseline's final loss on {seeds - reached}/{seeds} seeds"
     if iv.n < 2 or not math.isfinite(iv.low):
         return f"single seed ({100 * iv.mean:+.1f}%): no interval"
     if iv.low > 0:
@@ -57,7 +57,7 @@ def verdict(iv: Interval, paper: float | None) -> str:
     return "no significant difference"
 
 
-def compare(df: pd.DataFrame, group: str) -> list[dict]:
+def compare(df: pd.DataFrame, group: str, results: Path) -> list[dict]:
     g = df[df["group"] == group]
     evals = g.dropna(subset=["val_loss"])[["method", "seed", "tokens", "val_loss"]]
     rows = []
@@ -68,9 +68,11 @@ def compare(df: pd.DataFrame, group: str) -> list[dict]:
         target, table = savings_table(sub, base, method_col="method")
         r = table.set_index("method").loc[method]
         rows.append({"group": group, "method": method, "baseline": base, "what": what, "target": target,
-                     "saving": r["saving"], "reached": f"{r['reached']}/{r['seeds']}",
+                     "saving": r["saving"] if r["reached"] == r["seeds"] else Interval(math.nan, math.nan, math.nan, 0),
+                     "reached": f"{r['reached']}/{r['seeds']}",
                      "final": r["final_val_loss"], "base_final": table.set_index("method").loc[base]["final_val_loss"],
-                     "cost": step_cost(g, method, base), "verdict": verdict(r["saving"], PAPER.get(method))})
+                     "cost": step_cost(results, method),
+                     "verdict": verdict(r["saving"], PAPER.get(method), r["reached"], r["seeds"])})
     return rows
 
 
@@ -108,7 +110,7 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
             continue
         out += ["", f"## Tokens to target — {title}", "",
                 "| method | vs | target loss | saving (mean [95% CI]) | reached | final val loss | baseline final | "
-                "step time ÷ baseline | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+                "step time ÷ baseline (interleaved) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sel:
             out.append(f"| {r['method']} | {r['baseline']} | {r['target']:.4f} | {r['saving'].fmt()} | {r['reached']} | "
                        f"{r['final'].mean:.4f} | {r['base_final'].mean:.4f} | {r['cost']:.2f} | {r['verdict']} |")
@@ -136,7 +138,8 @@ def reading(rows: list[dict]) -> list[str]:
                          f"{noisy['base_final'].mean:.3f}).")
     costs = [f"{r['method']} {r['cost']:.2f}×" for r in rows if r["group"] == "clean"]
     if costs:
-        lines.append("- **Cost per step** (median step time ÷ its baseline's, clean runs): " + ", ".join(costs) + ".")
+        lines.append("- **Cost per training step** (forward + backward + transform + optimizer, timed interleaved, "
+                     "÷ its baseline's): " + ", ".join(costs) + ".")
     return lines or ["- No comparisons could be computed from the runs present."]
 
 
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"paper1 report: {e}", file=sys.stderr)
         return 2
-    rows = compare(df, "clean") + compare(df, "cauchy")
+    rows = compare(df, "clean", res) + compare(df, "cauchy", res)
     atomic_write_text(res / "REPORT.md", render(rows, theory_rows(args.results), df))
     write_json(res / "claims.json", claims(rows))
     print(f"paper1 report: {res / 'REPORT.md'} ({len(rows)} comparisons)")

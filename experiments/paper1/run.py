@@ -31,10 +31,11 @@ PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
 # Scale of each mode at the CPU preset. Batch 16 × 128 tokens keeps enough optimizer steps
 # inside the budget that fits 2 cores (~6k tokens/s for this 0.8M-parameter GPT).
 CPU_SCALE = {
-    "full": {"total_tokens": 1_000_000, "batch_size": 16, "eval_every": 40_000, "eval_tokens": 16_384,
+    "full": {"total_tokens": 800_000, "batch_size": 16, "eval_every": 32_000, "eval_tokens": 16_384,
              "warmup_steps": 30, "checkpoint_every": 100},
-    "quick": {"total_tokens": 120_000, "batch_size": 16, "eval_every": 20_000, "eval_tokens": 8_192,
-              "warmup_steps": 10, "checkpoint_every": 25},
+    # quick: a pipeline check in ~2 minutes, not science (a 2-layer d=64 GPT, 40k tokens)
+    "quick": {"total_tokens": 40_000, "batch_size": 16, "seq_len": 64, "n_layer": 2, "n_embd": 64, "n_head": 2,
+              "eval_every": 8_000, "eval_tokens": 4_096, "warmup_steps": 5, "checkpoint_every": 20},
 }
 SEEDS = {"full": [0, 1, 2], "quick": [0]}
 # GPU preset: evaluate every 25 steps (13.1M tokens, ~0.5% of the run) on 2M validation tokens,
@@ -46,7 +47,7 @@ GPU_SCALE = {"eval_every": 13_107_200, "eval_tokens": 2_097_152}
 CAUCHY = {"eps": 0.02, "gamma": 1.0}
 
 MAIN_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon", "clipnorm_adamw", "spectra_adamw"]
-CONTROL_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon", "clipnorm_adamw"]
+CONTROL_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 QUICK_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 ABLATE = {
     "shrink_adamw": {"psi": ["hard", "soft", "redescend", "smooth"], "t": [2.0, 3.0, 4.0], "position": ["pre", "post"]},
@@ -136,6 +137,31 @@ def plan(mode: str, preset: str, out_dir: Path, extra: list[str], ablate: bool) 
     return configs
 
 
+def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
+    """Full training-step time (forward, backward, transforms, optimizer) of each clean method,
+    timed round-robin in one process so that machine load hits every method alike (the
+    run files' own step times are sequential and carry whatever else the machine did)."""
+    import dataclasses
+
+    from geomopt.benchmark import time_interleaved
+    from geomopt.results import run_meta, write_json
+    from geomopt.train.loop import Trainer
+
+    trainers = {}
+    for c in configs:
+        method = c.name.split("__")[1]
+        if c.name.startswith("clean__") and method not in trainers:
+            tmp = dataclasses.replace(c, out=str(out / "step_cost_scratch.jsonl"), checkpoint_every=0)
+            trainers[method] = Trainer(tmp)
+    times = time_interleaved({m: (lambda t=t: t.train_step(check=False)) for m, t in trainers.items()}, reps=reps)
+    (out / "step_cost_scratch.jsonl").unlink(missing_ok=True)
+    base = {"shrink_adamw": "adamw", "clip_muon": "muon", "clipnorm_adamw": "adamw", "spectra_adamw": "adamw"}
+    write_json(out / "step_cost.json", {
+        "seconds": times, "reps": reps,
+        "ratio": {m: times[m] / times[b] for m, b in base.items() if m in times and b in times},
+        "meta": run_meta(seed=configs[0].seed)})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, short runs")
@@ -161,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"clip={c.grad_clip} tokens={c.total_tokens or c.steps} -> {c.out_path}")
         return 0
     outcomes = run_sweep(configs)
+    if not args.ablate:
+        measure_step_cost(configs, out, reps=5 if args.quick else 30)
     bad = [o.name for o in outcomes if o.status == "nonfinite"]
     print(f"paper1: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0

@@ -45,6 +45,8 @@ class Interval:
     def fmt(self, pct: bool = True) -> str:
         k = 100.0 if pct else 1.0
         unit = "%" if pct else ""
+        if self.n == 0:
+            return "n/a"
         if self.n < 2 or not math.isfinite(self.low):
             return f"{k * self.mean:+.1f}{unit} (n={self.n})"
         return f"{k * self.mean:+.1f}{unit} [{k * self.low:+.1f}, {k * self.high:+.1f}] (n={self.n})"
