@@ -68,3 +68,80 @@ def draw_blockwise_smoothness(inputs: dict, out_base: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle("Γ-weighted vs unweighted smoothness constant along DeVA's trajectory")
     save_figure(fig, out_base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments (experiments/paper2/run.py): GPT loss curves and image accuracy.
+
+
+def _runs(inputs: dict) -> list[tuple]:
+    """(setting, method, lr, seed, rows) of every run file; names are <setting>__<method>[-lr<lr>]__s<seed>."""
+    out = []
+    for path, (meta, df) in inputs.items():
+        name = (meta.get("config") or {}).get("name", Path(path).stem)
+        setting, tag, _ = (name.split("__") + ["", ""])[:3]
+        method, _, lr = tag.partition("-lr")
+        out.append((setting, method, float(lr) if lr else float("nan"), meta.get("seed"), df))
+    return out
+
+
+def _gpt_evals(inputs: dict, tuned: bool):
+    import pandas as pd
+
+    runs = [r for r in _runs(inputs) if "val_loss" in r[4]]
+    if tuned:  # each method at the lr with the lowest seed-0 final val loss (report.py's rule)
+        finals = {}
+        for _, method, lr, seed, df in runs:
+            if seed == 0:
+                loss = df.dropna(subset=["val_loss"]).sort_values("tokens")["val_loss"].iloc[-1]
+                if method not in finals or loss < finals[method][1]:
+                    finals[method] = (lr, loss)
+        runs = [r for r in runs if r[1] in finals and r[2] == finals[r[1]][0]]
+    if not runs:
+        raise ValueError(f"no GPT runs with validation rows among {len(inputs)} files")
+    return pd.concat([df.dropna(subset=["val_loss"]).assign(optimizer=method, seed=seed)
+                      for _, method, _, seed, df in runs], ignore_index=True)
+
+
+def _draw_gpt(inputs: dict, out_base: Path, tuned: bool, title: str) -> None:
+    from geomopt.report.curves import plot_loss_curves
+
+    evals = _gpt_evals(inputs, tuned)
+    base = evals[evals["optimizer"] == "muon"]
+    target = float(base.groupby("seed")["val_loss"].last().mean()) if not base.empty else None
+    plot_loss_curves(evals, out_base, target=target, title=title)
+
+
+@figure("paper2/gpt_curves_shared", needs=["paper2/runs/shared__*.jsonl"])
+def draw_gpt_shared(inputs: dict, out_base: Path) -> None:
+    _draw_gpt(inputs, out_base, False, "GPT on Shakespeare chars, one lr 1e-3 (inset: Muon's final loss)")
+
+
+@figure("paper2/gpt_curves_tuned", needs=["paper2/runs/tune__*.jsonl"])
+def draw_gpt_tuned(inputs: dict, out_base: Path) -> None:
+    _draw_gpt(inputs, out_base, True, "GPT on Shakespeare chars, per-method tuned lr (inset: Muon's final loss)")
+
+
+@figure("paper2/image_accuracy", needs=["paper2/runs/image__*.jsonl"])
+def draw_image_accuracy(inputs: dict, out_base: Path) -> None:
+    acc: dict[str, list[float]] = {}
+    for _, method, _, _, df in _runs(inputs):
+        if "val_acc" in df:
+            last = df.dropna(subset=["val_acc"]).sort_values("tokens")["val_acc"].iloc[-1]
+            acc.setdefault(method, []).append(float(last))
+    if not acc:
+        raise ValueError(f"no image runs with val_acc among {len(inputs)} files")
+    names = sorted(acc, key=lambda m: -np.mean(acc[m]))
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for i, m in enumerate(names):
+        label, colour = optimizer_style(m)
+        ax.bar(i, 100 * np.mean(acc[m]), color=colour, alpha=0.8)
+        ax.plot([i] * len(acc[m]), 100 * np.asarray(acc[m]), "k.", ms=5)
+    ax.set_xticks(range(len(names)), [optimizer_style(m)[0] for m in names])
+    lo = 100 * min(min(v) for v in acc.values())
+    ax.set_ylim(max(0.0, lo - 5), min(100.0, 100 * max(max(v) for v in acc.values()) + 2))
+    cfg = next(iter(inputs.values()))[0].get("config") or {}
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title(f"{cfg.get('model')} on {cfg.get('dataset')}, {cfg.get('epochs')} epochs "
+                 "(bars: mean, dots: seeds)", fontsize=9)
+    save_figure(fig, out_base)
