@@ -6,30 +6,20 @@ from __future__ import annotations
 
 import torch
 
-from geomopt.benchmark import Measurement, time_interleaved
+from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, time_interleaved
 from geomopt.optim.clip_muon import ClipMuon
 
 NAME = "clip_muon_step"
 DESCRIPTION = "ClipMuon (hard clip, MAD scale, before momentum) step / torch.optim.Muon step"
 
 
-def block_matrices(n_blocks: int, d: int) -> list[tuple[int, int]]:
-    return [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] * n_blocks
-
-
-def make(opt_cls, shapes, seed=0, **hp):
-    gen = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in shapes]
-    for p in params:
-        p.grad = torch.randn(p.shape, generator=gen)
-    opt = opt_cls(params, **hp)
-    opt.step()
-    return opt, params
+def make(opt_cls, shapes, **hp):
+    return optimizer_on_random_grads(opt_cls, shapes, **hp)
 
 
 def bench(quick: bool) -> Measurement:
     torch.set_num_threads(1)
-    shapes = block_matrices(1, 256 if quick else 768)
+    shapes = gpt2_block_shapes(1, 256 if quick else 768, vectors=False)
     reps = 3 if quick else 7
     hp = dict(lr=0.02, momentum=0.95, weight_decay=0.0)
     cands = {"muon": make(torch.optim.Muon, shapes, **hp),

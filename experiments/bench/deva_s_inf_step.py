@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from geomopt.benchmark import Measurement, time_interleaved
+from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, time_interleaved
 from geomopt.optim.deva import DevaSinf
 from geomopt.optim.soap import SOAP
 
@@ -22,17 +22,9 @@ DESCRIPTION = "DeVA-S∞ step (refresh amortised over its 10-step period) / torc
 PERIOD = 10
 
 
-def block_matrices(d: int) -> list[tuple[int, int]]:
-    return [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
-
-
 def make(opt_cls, shapes, device, **hp):
-    gen = torch.Generator().manual_seed(0)
-    params = [torch.randn(s, generator=gen).to(device).requires_grad_(True) for s in shapes]
-    for p in params:
-        p.grad = torch.randn(p.shape, generator=gen).to(device)
-    opt = opt_cls(params, **hp)
-    opt.step()  # state built (eigendecompositions) before timing
+    # the first step builds the state (eigendecompositions) before timing
+    opt, params = optimizer_on_random_grads(opt_cls, shapes, device=device, **hp)
 
     def one_period():
         for _ in range(PERIOD):
@@ -47,7 +39,7 @@ def bench(quick: bool) -> Measurement:
     if device == "cpu":
         torch.set_num_threads(1)
     d = 192 if quick else (768 if device == "cuda" else 384)
-    shapes = block_matrices(d)
+    shapes = gpt2_block_shapes(1, d, vectors=False)
     common = dict(lr=1e-3, weight_decay=0.0)
     cands = {"muon": make(torch.optim.Muon, shapes, device, momentum=0.95, **common),
              "deva_sinf": make(DevaSinf, shapes, device, precondition_frequency=PERIOD, **common),

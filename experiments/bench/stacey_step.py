@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from geomopt.benchmark import Measurement, time_interleaved
+from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, time_interleaved
 from geomopt.optim.lion import Lion
 from geomopt.optim.stacey import StaceyP2, StaceyPP
 
@@ -17,22 +17,8 @@ NAME = "stacey_step"
 DESCRIPTION = "Stacey(p=3,2) step / fastest torch AdamW step, GPT-2-block shapes"
 
 
-def gpt2_block_shapes(n_blocks: int, d: int = 768) -> list[tuple[int, ...]]:
-    """Per block: qkv, attn proj, mlp fc, mlp proj (+ biases and two LayerNorms)."""
-    shapes = []
-    for _ in range(n_blocks):
-        shapes += [(d, 3 * d), (3 * d,), (d, d), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,), (d,), (d,), (d,), (d,)]
-    return shapes
-
-
-def make(opt_cls, shapes, seed=0, **hp):
-    gen = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in shapes]
-    for p in params:
-        p.grad = torch.randn(p.shape, generator=gen) * 1e-2
-    opt = opt_cls(params, **hp)
-    opt.step()  # state allocated before timing
-    return opt, params
+def make(opt_cls, shapes, **hp):
+    return optimizer_on_random_grads(opt_cls, shapes, grad_scale=1e-2, **hp)
 
 
 def bench(quick: bool) -> Measurement:

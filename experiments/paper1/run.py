@@ -19,10 +19,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from geomopt.optim import get_spec
 from geomopt.results import REPO_ROOT
-from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
-from geomopt.train.sweep import run_sweep
+from geomopt.train.config import ConfigError, TrainConfig
+from geomopt.train.sweep import method_config, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
@@ -55,44 +54,12 @@ ABLATE = {
 }
 
 
-def flatten(table: dict, prefix: str = "") -> list[str]:
-    """A TOML table as dotted ``key=value`` overrides (sub-tables of sub-tables included)."""
-    out = []
-    for k, v in table.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and not prefix:
-            out += flatten(v, f"{key}.")
-        else:
-            out.append(f"{key}={_toml_value(v)}")
-    return out
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
-
-
 def load_methods() -> dict[str, dict]:
     return tomllib.loads((HERE / "methods.toml").read_text())
 
 
 def make_config(preset: str, method: dict, overrides: list[str], name: str, out_dir: Path) -> TrainConfig:
-    raw = tomllib.loads(PRESETS[preset].read_text())
-    # Every method starts from the preset's AdamW settings ([adamw]): a whole-model method
-    # (AdamW, ShrinkAdamW) takes them as its [optim]; a matrix method (Muon, ClipMuon) keeps
-    # them for its AdamW half and takes only its own [optim] from methods.toml.
-    raw.pop("optim", None)
-    if not get_spec(method["optimizer"]).matrix:
-        raw["optim"] = dict(raw.get("adamw", {}))
-    over = flatten(method) + overrides + [f'name="{name}"', f'out="{out_dir}/runs/{{name}}.jsonl"',
-                                          f'checkpoint_dir="{REPO_ROOT}/checkpoints/paper1/{{name}}"', "progress=false"]
-    raw = apply_overrides(raw, over)
-    return from_dict(raw)
+    return method_config(PRESETS[preset], method, overrides, name, out_dir, "paper1")
 
 
 def with_cauchy(method: dict, seed: int) -> dict:

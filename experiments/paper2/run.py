@@ -19,16 +19,14 @@ continues from its checkpoints; finished runs are skipped.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 import tomllib
 from pathlib import Path
 
-from geomopt.optim import get_spec
 from geomopt.results import REPO_ROOT, load_runs
-from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
-from geomopt.train.sweep import run_sweep
+from geomopt.train.config import ConfigError, TrainConfig
+from geomopt.train.sweep import method_config, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -66,49 +64,13 @@ RMS_STEPS = {"full": 30, "quick": 8}
 QUICK_GRID = 2
 
 
-def flatten(table: dict, prefix: str = "") -> list[str]:
-    """A TOML table as dotted ``key=value`` overrides (one level of sub-tables)."""
-    out = []
-    for k, v in table.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and not prefix:
-            out += flatten(v, f"{key}.")
-        else:
-            out.append(f"{key}={_toml_value(v)}")
-    return out
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
-
-
 def load_methods() -> dict[str, dict]:
     return tomllib.loads((HERE / "methods.toml").read_text())
 
 
 def make_config(preset: Path, method: dict, overrides: list[str], name: str, out_dir: Path) -> TrainConfig:
-    raw = tomllib.loads(preset.read_text())
-    # A whole-model method (AdamW) starts from the preset's [adamw] table as its [optim] (SGD keeps
-    # the preset's [optim]); a matrix method keeps [adamw] for its AdamW half and takes only its own
-    # [optim] from methods.toml.
-    preset_optim = raw.pop("optim", {})
-    if method["optimizer"] == raw.get("optimizer"):
-        raw["optim"] = dict(preset_optim)
-    elif not get_spec(method["optimizer"]).matrix:
-        raw["optim"] = dict(raw.get("adamw", {}))
     method = {k: v for k, v in method.items() if k != "lr_grid"}
-    # Checkpoints per results directory: a test's tiny run never resumes into the real one.
-    tag = hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:8]
-    ckpt = REPO_ROOT / "checkpoints" / "paper2" / f"{out_dir.name}-{tag}"
-    over = flatten(method) + overrides + [f'name="{name}"', f'out="{out_dir}/runs/{{name}}.jsonl"',
-                                          f'checkpoint_dir="{ckpt}/{{name}}"', "progress=false"]
-    return from_dict(apply_overrides(raw, over))
+    return method_config(preset, method, overrides, name, out_dir, "paper2")
 
 
 def _scale(mode: str, preset: str, task: str) -> list[str]:

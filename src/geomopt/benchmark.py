@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from geomopt.results import REPO_ROOT, run_meta, write_json
 
 BENCH_DIR = REPO_ROOT / "experiments" / "bench"
@@ -90,3 +92,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {name:24s} ratio {m.ratio:7.3f}  (goal {m.goal or '-'})  "
               f"{m.numerator.get('what', '')} / {m.denominator.get('what', '')}")
     return 0
+
+
+# ---------------------------------------------------------------- shared fixtures
+def gpt2_block_shapes(n_blocks: int, d: int = 768, vectors: bool = True) -> list[tuple[int, ...]]:
+    """Parameter shapes of ``n_blocks`` GPT-2 blocks: qkv, attention proj, MLP fc, MLP proj
+    (and, with ``vectors``, their biases and the two LayerNorms' gains and biases)."""
+    mats = [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)]
+    vecs = [(3 * d,), (d,), (4 * d,), (d,), (d,), (d,), (d,), (d,)]
+    return (mats + (vecs if vectors else [])) * n_blocks
+
+
+def optimizer_on_random_grads(opt_cls, shapes, seed: int = 0, warm_steps: int = 1, grad_scale: float = 1.0,
+                              device: str = "cpu", **hp):
+    """An optimizer over random parameters with fixed random gradients, stepped ``warm_steps``
+    times (state allocated, warm-ups passed) before timing. Returns (optimizer, params)."""
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen).to(device).requires_grad_(True) for s in shapes]
+    for p in params:
+        p.grad = (torch.randn(p.shape, generator=gen) * grad_scale).to(device)
+    opt = opt_cls(params, **hp)
+    for _ in range(warm_steps):
+        opt.step()
+    return opt, params

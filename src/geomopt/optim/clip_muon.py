@@ -81,18 +81,7 @@ class ClipMuon(Muon):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params, grads, bufs = [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse or torch.is_complex(p):
-                    raise RuntimeError("Muon does not support sparse gradients or complex parameters")
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
-                params.append(as_matrix(p))
-                grads.append(as_matrix(p.grad))
-                bufs.append(as_matrix(state["momentum_buffer"]))
+            params, grads, bufs = self._matrix_views(group)
             if not params:
                 continue
             if group["psi"] is None or group["position"] == "grad":

@@ -33,6 +33,23 @@ class Muon(torch.optim.Muon):
         """Hook for subclasses: the 2-D gradients fed to Muon's momentum (identity here)."""
         return grads
 
+    def _matrix_views(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """2-D views of the group's parameters that have gradients, their gradients and momentum
+        buffers (created on first use)."""
+        params, grads, bufs = [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse or torch.is_complex(p):
+                raise RuntimeError("Muon does not support sparse gradients or complex parameters")
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+            params.append(as_matrix(p))
+            grads.append(as_matrix(p.grad))
+            bufs.append(as_matrix(state["momentum_buffer"]))
+        return params, grads, bufs
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -40,18 +57,7 @@ class Muon(torch.optim.Muon):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params, grads, bufs = [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse or torch.is_complex(p):
-                    raise RuntimeError("Muon does not support sparse gradients or complex parameters")
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
-                params.append(as_matrix(p))
-                grads.append(as_matrix(p.grad))
-                bufs.append(as_matrix(state["momentum_buffer"]))
+            params, grads, bufs = self._matrix_views(group)
             if not params:
                 continue
             grads = self._matrix_grads(group, params, grads)

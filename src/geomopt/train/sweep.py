@@ -10,14 +10,17 @@ the sweep goes on — divergence is a result, not a crash.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from geomopt.results import _jsonable, read_run
-from geomopt.train.config import TrainConfig, from_dict
+from geomopt.optim import get_spec
+from geomopt.results import REPO_ROOT, _jsonable, read_run
+from geomopt.train.config import TrainConfig, apply_overrides, from_dict
 from geomopt.train.loop import NonFiniteLoss
 
 
@@ -33,9 +36,56 @@ def _same_config(meta_config: dict | None, cfg: TrainConfig) -> bool:
     if not isinstance(meta_config, dict):
         return False
     ours = json.loads(json.dumps(_jsonable(dataclasses.asdict(cfg))))
-    ignore = ("progress", "device", "max_steps_per_call", "data_dir")  # run control, not science
+    ignore = ("progress", "device", "max_steps_per_call", "data_dir", "checkpoint_dir",
+              "checkpoint_every")  # run control, not science
     return {k: v for k, v in meta_config.items() if k not in ignore} == {k: v for k, v in ours.items()
                                                                         if k not in ignore}
+
+
+def as_overrides(table: dict, prefix: str = "") -> list[str]:
+    """A TOML table of a method as dotted ``key=value`` overrides (sub-tables become ``optim.lr=...``)."""
+    out = []
+    for k, v in table.items():
+        if isinstance(v, dict) and not prefix:
+            out += as_overrides(v, f"{k}.")
+        else:
+            out.append(f"{prefix}{k}={_toml_value(v)}")
+    return out
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def method_config(preset: Path, method: dict, overrides: list[str], name: str, out_dir: Path,
+                  paper: str) -> TrainConfig:
+    """One run of a method table on a preset.
+
+    The optimizer tables follow one rule: a method that keeps the preset's optimizer keeps its
+    ``[optim]``; another whole-model method starts from the preset's AdamW settings
+    (``[adamw]``); a matrix method (Muon, DeVA-S∞, ...) takes only its own ``[optim]`` and keeps
+    ``[adamw]`` for its AdamW half. Runs write ``out_dir/runs/<name>.jsonl``; checkpoints go to
+    ``checkpoints/<paper>/<out_dir name>-<hash of out_dir>/<name>`` so that a test's tiny run never
+    resumes into a real one.
+    """
+    raw = tomllib.loads(Path(preset).read_text())
+    preset_optim = raw.pop("optim", {})
+    if method.get("optimizer", raw.get("optimizer")) == raw.get("optimizer"):
+        raw["optim"] = dict(preset_optim)
+    elif not get_spec(method["optimizer"]).matrix:
+        raw["optim"] = dict(raw.get("adamw", {}))
+    tag = hashlib.sha1(str(Path(out_dir).resolve()).encode()).hexdigest()[:8]
+    ckpt = REPO_ROOT / "checkpoints" / paper / f"{Path(out_dir).name}-{tag}"
+    over = as_overrides(method) + list(overrides) + [
+        f"name={json.dumps(name)}", f"out={json.dumps(f'{out_dir}/runs/{{name}}.jsonl')}",
+        f"checkpoint_dir={json.dumps(f'{ckpt}/{{name}}')}", "progress=false"]
+    return from_dict(apply_overrides(raw, over))
 
 
 def completed(cfg: TrainConfig) -> bool:
