@@ -38,12 +38,13 @@ def run(cmd: list[str], tolerate: tuple[int, ...] = ()) -> int:
     return rc
 
 
-def reproduce(paper: str, quick: bool) -> None:
+def reproduce(paper: str, quick: bool, base: Path | None = None) -> None:
     """Quick mode writes everything under results/quick/ and figures/quick/, so it never
-    overwrites the committed full-mode results."""
+    overwrites the committed full-mode results; ``base`` puts results/ and figures/ elsewhere."""
     py = sys.executable
-    root = ROOT / "results" / ("quick" if quick else "")
-    figs = ROOT / "figures" / ("quick" if quick else "")
+    base = base or ROOT
+    root = base / "results" / ("quick" if quick else "")
+    figs = base / "figures" / ("quick" if quick else "")
     q = ["--quick"] if quick else []
     # exit 1 = a claim did not hold: a result the report states, not a reason to stop
     theory_rc = run([py, "theory/run_all.py", "--paper", paper, "--out", str(root / "theory"), *q], tolerate=(1,))
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("papers", nargs="+")
     ap.add_argument("--quick", action="store_true", help="one seed, short runs: a few minutes")
+    ap.add_argument("--base", type=Path, help="write results/ and figures/ under this directory instead of the repo")
     args = ap.parse_args(argv)
     bad = [p for p in args.papers if p not in PAPERS]
     if bad:
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                   + "; ".join(missing), file=sys.stderr)
             return 2
     for paper in args.papers:
-        reproduce(paper, args.quick)
+        reproduce(paper, args.quick, args.base)
     return 0
 
 

@@ -49,17 +49,18 @@ def as_overrides(table: dict, prefix: str = "") -> list[str]:
         if isinstance(v, dict) and not prefix:
             out += as_overrides(v, f"{k}.")
         else:
-            out.append(f"{prefix}{k}={_toml_value(v)}")
+            out.append(f"{prefix}{k}={toml_value(v)}")
     return out
 
 
-def _toml_value(v) -> str:
+def toml_value(v) -> str:
+    """A Python value as the TOML text an override takes."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return repr(v)
 
 
