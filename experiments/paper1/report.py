@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.report.tokens import Interval, mean_interval, savings_table
 from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, write_json
 
@@ -76,17 +77,6 @@ def compare(df: pd.DataFrame, group: str, results: Path) -> list[dict]:
     return rows
 
 
-def theory_rows(results_root: Path) -> list[dict]:
-    rows = []
-    for name in THEORY:
-        path = results_root / "theory" / f"{name}.json"
-        if path.exists():
-            r = read_json(path)
-            rows.append({"check": name, "claim": r["claim"], "summary": r["summary"], "verdict": r["verdict"],
-                         "quick": r["meta"].get("quick", False)})
-    return rows
-
-
 def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
     metas = df.drop_duplicates("run")
     n_runs, seeds = len(metas), sorted(df["seed"].unique())
@@ -98,12 +88,7 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
            f"Runs: {n_runs} (seeds {', '.join(map(str, seeds))}), GPT on Shakespeare characters at the CPU preset "
            "(`experiments/paper1/run.py`); targets are each baseline's final validation loss (mean over seeds); "
            "saving = 1 − T_method / T_baseline with seeds paired; intervals are Student-t 95% over seeds.", ""]
-    out += ["## Theory checks", "", "| check | claim | measured | verdict |", "|---|---|---|---|"]
-    for t in theory:
-        q = " (quick mode)" if t["quick"] else ""
-        out.append(f"| {t['check']} | {t['claim']} | {t['summary']}{q} | {t['verdict']} |")
-    if not any(t["check"] == "real_noise" for t in theory):
-        out.append("| real_noise | tail index / localization of our GPT's gradient noise | not run yet | — |")
+    out += theory_markdown(theory)
     for group, title in (("clean", "Clean gradients"), ("cauchy", "With entry-wise Cauchy contamination (control)")):
         sel = [r for r in rows if r["group"] == group]
         if not sel:
@@ -163,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paper1 report: {e}", file=sys.stderr)
         return 2
     rows = compare(df, "clean", res) + compare(df, "cauchy", res)
-    atomic_write_text(res / "REPORT.md", render(rows, theory_rows(args.results), df))
+    atomic_write_text(res / "REPORT.md", render(rows, theory_rows(args.results / "theory", THEORY), df))
     write_json(res / "claims.json", claims(rows))
     print(f"paper1 report: {res / 'REPORT.md'} ({len(rows)} comparisons)")
     return 0

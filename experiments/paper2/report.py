@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from geomopt.report.tokens import Interval, mean_interval, savings_table
+from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, read_run, write_json
 
 # Figure 1 of the paper (v1): tokens to val loss ≈ 3.31 — DeVA-S∞ 1.268B, SOAP 1.298B, Muon 1.357B.
@@ -113,18 +114,6 @@ def step_times(df: pd.DataFrame, setting: str) -> dict[str, float]:
     return {m: float(v) for m, v in t.groupby("method")["step_time"].median().items()}
 
 
-def theory_rows(results: Path) -> list[dict]:
-    rows = []
-    for name in THEORY:
-        for root in (results.parent / "theory",):
-            if (root / f"{name}.json").exists():
-                r = read_json(root / f"{name}.json")
-                rows.append({"check": name, "claim": r["claim"], "summary": r["summary"], "verdict": r["verdict"],
-                             "quick": r["meta"].get("quick", False)})
-                break
-    return rows
-
-
 def fmt_iv(iv: Interval, digits: int = 4, pct: bool = False) -> str:
     if iv.n == 0:
         return "—"
@@ -172,12 +161,7 @@ def render(df, rows, sweep, best, rms, theory, results) -> str:
            "Tokens to target: T = first (interpolated) token count at which the val loss reaches the baseline's "
            "final val loss (mean over its seeds); saving = 1 − T_method / T_baseline, seeds paired; intervals are "
            "Student-t 95% over seeds. Matrix optimizers get the hidden matrices, AdamW the rest.", ""]
-    out += ["## Theory checks", "", "| check | claim | measured | verdict |", "|---|---|---|---|"]
-    for t in theory:
-        q = " (quick mode)" if t["quick"] else ""
-        out.append(f"| {t['check']} | {t['claim']} | {t['summary']}{q} | {t['verdict']} |")
-    if not theory:
-        out.append("| — | theory records not found (run `theory/run_all.py --paper paper2`) | — | — |")
+    out += theory_markdown(theory)
     for setting, title in SETTINGS.items():
         sel = [r for r in rows if r["setting"] == setting]
         if not sel:
@@ -308,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = comparisons(df, best)
     rms_path = args.results / "update_rms.json"
     rms = read_json(rms_path) if rms_path.exists() else {}
-    theory = theory_rows(args.results)
+    theory = theory_rows(args.results.parent / "theory", THEORY)
     text = render(df, rows, sweep, best, rms, theory, args.results)
     atomic_write_text(args.results / "REPORT.md", text)
     acc = final_table(df, "image", best, "val_acc")

@@ -20,6 +20,7 @@ from scipy import stats
 
 from geomopt.report.budget import eval_at, train_nll_at
 from geomopt.report.tokens import Interval, mean_interval
+from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.results import REPO_ROOT, atomic_write_text, read_json, read_run, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -272,20 +273,6 @@ def best_p_claim(sweep: list[dict], task: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ rendering
-def theory_rows(theory_dir: Path) -> list[dict]:
-    rows = []
-    for name in THEORY:
-        path = theory_dir / f"{name}.json"
-        if path.exists():
-            r = read_json(path)
-            rows.append({"check": name, "claim": r["claim"], "summary": r["summary"], "verdict": r["verdict"],
-                         "quick": r["meta"].get("quick", False)})
-        else:
-            rows.append({"check": name, "claim": "—", "summary": f"not run yet ({path} missing)", "verdict": "—",
-                         "quick": False})
-    return rows
-
-
 def setup_line(runs: list[Run], task: str) -> str:
     sel = [r for r in runs if r.task == task]
     if not sel:
@@ -322,10 +309,7 @@ def render(runs, table, sweep_rows, pimg, gpt, pgpt, theory, claims) -> str:
            f"(every quarter of the budget) on {test_images(runs)}.",
            "- The lr of each method is the one with the lowest final train NLL on seed 0 (the choice never looks at "
            "test data); mean ± half-width of the Student-t 95% interval over seeds.", ""]
-    out += ["## Theory checks", "", "| check | claim | measured | verdict |", "|---|---|---|---|"]
-    for t in theory:
-        q = " (quick mode)" if t["quick"] else ""
-        out.append(f"| {t['check']} | {t['claim']} | {t['summary']}{q} | {t['verdict']} |")
+    out += theory_markdown(theory)
     if table:
         head = " | ".join(f"train NLL @{int(100 * f)}%" for f in FRACTIONS) + " | " + \
             " | ".join(f"test acc % @{int(100 * f)}%" for f in FRACTIONS)
@@ -433,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     pimg, pgpt = p_sweep(runs, "image"), p_sweep(runs, "gpt")
     gpt = gpt_rows(runs, mp)
     claims = image_claims(table) + gpt_claim(gpt) + best_p_claim(pimg, "image") + best_p_claim(pgpt, "gpt")
-    text = render(runs, table, lr_sweep(runs, mp), pimg, gpt, pgpt, theory_rows(args.theory), claims)
+    text = render(runs, table, lr_sweep(runs, mp), pimg, gpt, pgpt, theory_rows(args.theory, THEORY), claims)
     atomic_write_text(args.results / "REPORT.md", text)
     write_json(args.results / "claims.json", claims)
     print(f"paper3 report: {args.results / 'REPORT.md'} ({len(runs)} runs, {len(claims)} claims)")

@@ -135,3 +135,30 @@ def main(argv: list[str] | None = None, only: list[str] | None = None) -> int:
         return 1
     print(f"\ntheory: all {len(records)} checks PASS; records in {args.out}")
     return 0
+
+
+def theory_rows(theory_dir: Path, names: list[str]) -> list[dict]:
+    """The records of ``names`` in ``theory_dir`` for a paper's report; a missing one is a row
+    saying so (never a silent gap)."""
+    from geomopt.results import read_json
+
+    rows = []
+    for name in names:
+        path = Path(theory_dir) / f"{name}.json"
+        if path.exists():
+            r = read_json(path)
+            rows.append({"check": name, "claim": r["claim"], "summary": r["summary"], "verdict": r["verdict"],
+                         "quick": r["meta"].get("quick", False)})
+        else:
+            rows.append({"check": name, "claim": "—", "summary": f"not run yet ({path} missing)", "verdict": "—",
+                         "quick": False})
+    return rows
+
+
+def theory_markdown(rows: list[dict]) -> list[str]:
+    """The '## Theory checks' section of a report, from ``theory_rows``."""
+    out = ["## Theory checks", "", "| check | claim | measured | verdict |", "|---|---|---|---|"]
+    for t in rows:
+        q = " (quick mode)" if t["quick"] else ""
+        out.append(f"| {t['check']} | {t['claim']} | {t['summary']}{q} | {t['verdict']} |")
+    return out

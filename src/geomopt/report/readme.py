@@ -24,10 +24,13 @@ def _cell(x) -> str:
 
 
 def collect_rows(results: Path) -> list[dict]:
+    theory = [read_json(p) for p in sorted((results / "theory").glob("*.json"))]
+    theory_claims = {r["claim"] for r in theory}
     rows = []
     for path in sorted(results.glob("paper*/claims.json")):
         for r in read_json(path):
-            rows.append({"paper": path.parent.name, **r})
+            if r["claim"] not in theory_claims:  # a report may repeat a theory record: list it once
+                rows.append({"paper": path.parent.name, **r})
     for path in sorted((results / "theory").glob("*.json")):
         r = read_json(path)
         quick = " (quick mode)" if r.get("meta", {}).get("quick") else ""
