@@ -14,7 +14,7 @@ def test_table_from_results_and_readme_update(tmp_path):
     rows = collect_rows(res)
     assert [r["claim"] for r in rows] == ["method saves 5%", "a theorem holds"]  # the repeat is listed once
     table = render(rows)
-    assert "+3.0% [1, 5]" in table and "| paper9 |" in table
+    assert "+3.0% [1, 5]" in table and "| paper9 |" in table and "| 5% |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nSTALE-TABLE\n{END}\nrest\n")
     update_readme(readme, table)

@@ -30,7 +30,8 @@ def collect_rows(results: Path) -> list[dict]:
     for path in sorted(results.glob("paper*/claims.json")):
         for r in read_json(path):
             if r["claim"] not in theory_claims:  # a report may repeat a theory record: list it once
-                rows.append({"paper": path.parent.name, **r})
+                # in claims.json "paper" is the paper's number; here "paper" names the paper
+                rows.append({**r, "paper": path.parent.name, "paper_value": r.get("paper", "")})
     for path in sorted((results / "theory").glob("*.json")):
         r = read_json(path)
         quick = " (quick mode)" if r.get("meta", {}).get("quick") else ""
