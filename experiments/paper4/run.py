@@ -7,7 +7,7 @@
     fmnist    all 90 ordered Fashion-MNIST class pairs, 2×2 pooled (Din = 196) -> pairs_fmnist.jsonl
     fmnist784 four Fashion-MNIST pairs at full resolution (Din = 784)  -> pairs_fmnist784.jsonl
     curves    probe norm-ratio curves on one digit pair, before/after -> curves_digits.json
-    deep      small-CNN analogue of Table 3 (experiments/paper4/deep.py) -> deep.json
+    deep      small-CNN analogue of Table 3 (experiments/paper4/deep.py) -> deep.json, deep_pretrain_s0.jsonl
 
 D_P targets for the image pairs: a constant 1 (the public code labels D_P with 0, which
 makes the task term identically minimal at ω = 0, spec pitfall 6); κ metrics do not

@@ -11,7 +11,9 @@ Text (``geomopt.data.text``):
 Images (``geomopt.data.images``): ``fashion_mnist`` (Debian idx files), ``cifar10``
 (python pickle batches from ``data_dir`` or ``$GEOMOPT_CIFAR10``), ``digits``
 (scikit-learn, 8x8, for tests). A set is uint8 images + int64 labels on the device;
-crop-with-padding and flips are batched tensor ops.
+crop-with-padding and flips are batched tensor ops. ``classes`` (geomopt.data.images.select_classes)
+keeps a subset of labels. ``geomopt.data.image_folder``: the ImageFolder layout on disk
+(ImageNet, Stanford Cars, Country211), decoded per item with PIL for a DataLoader.
 
 A missing dataset raises :class:`DataMissing` whose message is one line naming the path
 tried and how to get the data (the trainer turns it into exit code 2).

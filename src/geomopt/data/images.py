@@ -156,6 +156,24 @@ def load_images(dataset: str, data_dir: str = "") -> ImageData:
     raise ValueError(f"image dataset {dataset!r} unknown; choose fashion_mnist, cifar10 or digits")
 
 
+def select_classes(data: ImageData, classes) -> ImageData:
+    """Only the images of ``classes``, relabelled 0..k-1 in the order given; mean/std recomputed
+    from the kept training images (a model pre-trained on a class subset, paper 4's D_P)."""
+    classes = [int(c) for c in classes]
+    bad = [c for c in classes if not 0 <= c < data.num_classes]
+    if bad:
+        raise ValueError(f"classes {bad} out of range 0..{data.num_classes - 1}")
+    table = torch.full((data.num_classes,), -1, dtype=torch.int64)
+    table[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def keep(s: ImageSet) -> ImageSet:
+        new = table[s.y.cpu()].to(s.y.device)
+        mask = new >= 0
+        return ImageSet(s.x[mask], new[mask])
+
+    return make_image_data(keep(data.train), keep(data.test), len(classes))
+
+
 # ---------------------------------------------------------------- batch ops
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,6 @@
-"""CIFAR-style ResNets (3x3 stem, no max-pool): ResNet-18 and a small ResNet for CPU runs.
+"""CIFAR-style ResNets (3x3 stem, no max-pool): ResNet-18 and a small ResNet for CPU runs;
+``resnet18_imagenet``: the ImageNet stem (7x7 stride-2 conv, 3x3 stride-2 max-pool), with
+:func:`from_torchvision_state_dict` to load a user-provided torchvision ``resnet18`` checkpoint.
 
 The classifier is named ``fc`` so that geomopt.optim.routing sends it to AdamW;
 conv filters are hidden matrices (viewed as (out, in·k·k)), BatchNorm gains and
@@ -32,11 +34,17 @@ class ResNet(nn.Module):
     """``blocks[i]`` BasicBlocks at width ``widths[i]``; stage i > 0 halves the resolution."""
 
     def __init__(self, blocks: tuple[int, ...], widths: tuple[int, ...], in_channels: int = 3,
-                 num_classes: int = 10):
+                 num_classes: int = 10, stem: str = "cifar"):
         super().__init__()
         if len(blocks) != len(widths):
             raise ValueError(f"blocks {blocks} and widths {widths} must have the same length")
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem {stem!r} unknown; choose cifar or imagenet")
+        if stem == "cifar":
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
+        self.pool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
         self.bn1 = nn.BatchNorm2d(widths[0])
         layers, in_planes = [], widths[0]
         for i, (n, w) in enumerate(zip(blocks, widths)):
@@ -46,9 +54,13 @@ class ResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(in_planes, num_classes)
 
+    def features(self, x):
+        """The pooled penultimate features (what a linear probe sees)."""
+        out = self.layers(self.pool(F.relu(self.bn1(self.conv1(x)))))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
     def forward(self, x):
-        out = self.layers(F.relu(self.bn1(self.conv1(x))))
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return self.fc(self.features(x))
 
 
 def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> ResNet:
@@ -59,6 +71,23 @@ def resnet18(in_channels: int = 3, num_classes: int = 10, width: int = 64) -> Re
 def resnet_small(in_channels: int = 1, num_classes: int = 10, width: int = 16) -> ResNet:
     """ResNet-8-like (one block per stage, three stages; ~78k parameters at width 16) for CPU runs."""
     return ResNet((1, 1, 1), (width, 2 * width, 4 * width), in_channels, num_classes)
+
+
+def resnet18_imagenet(in_channels: int = 3, num_classes: int = 1000, width: int = 64) -> ResNet:
+    """ImageNet ResNet-18 (torchvision's layout: 7x7 stem + max-pool; 11.7M parameters)."""
+    return ResNet((2, 2, 2, 2), (width, 2 * width, 4 * width, 8 * width), in_channels, num_classes, stem="imagenet")
+
+
+def from_torchvision_state_dict(state: dict, blocks: tuple[int, ...] = (2, 2, 2, 2)) -> dict:
+    """torchvision ResNet names -> ours: ``layer{s}.{b}.`` -> ``layers.{i}.``, ``downsample`` -> ``shortcut``."""
+    first = [sum(blocks[:s]) for s in range(len(blocks))]
+    out = {}
+    for key, value in state.items():
+        if key.startswith("layer"):
+            stage, block, rest = key[len("layer"):].split(".", 2)
+            key = f"layers.{first[int(stage) - 1] + int(block)}.{rest.replace('downsample.', 'shortcut.')}"
+        out[key] = value
+    return out
 
 
 RESNETS = {"resnet18": resnet18, "resnet_small": resnet_small}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from geomopt.data import IMAGE_DATASETS, TEXT_DATASETS
+from geomopt.models import IMAGE_MODELS
 
 
 class ConfigError(ValueError):
@@ -42,8 +43,9 @@ class TrainConfig:
     activation: str = "gelu"
     rotary: bool = False
     qk_norm: bool = False
-    # image models (geomopt.models.resnet.RESNETS)
-    model: str = "resnet_small"  # task="image": "resnet_small" | "resnet18"
+    # image models (geomopt.models.IMAGE_MODELS)
+    model: str = "resnet_small"  # task="image": "resnet_small" | "resnet18" | "cnn_small"
+    classes: list = field(default_factory=list)  # task="image": keep these labels, relabelled 0..k-1; [] = all
     width: int = 16
     augment_crop_pad: int = 0  # random crop after zero padding by this many pixels (0 = off)
     augment_flip: bool = False
@@ -101,7 +103,7 @@ _CHOICES = {
     "dtype": ("float32", "bfloat16"),
     "norm": ("layernorm", "rmsnorm"),
     "activation": ("gelu", "relu2"),
-    "model": ("resnet_small", "resnet18"),
+    "model": tuple(IMAGE_MODELS),
 }
 _POSITIVE = ("n_layer", "n_head", "n_embd", "width", "batch_size", "seq_len", "grad_accum", "log_every",
              "eval_tokens")
@@ -120,6 +122,7 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
           int: isinstance(value, int) and not isinstance(value, bool),
           float: isinstance(value, (int, float)) and not isinstance(value, bool),
           str: isinstance(value, str),
+          list: isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
           dict: isinstance(value, dict)}[typ]
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {typ.__name__}, got {value!r}; fix the value in the "
@@ -210,6 +213,10 @@ def validate(cfg: TrainConfig) -> None:
                           f"{', '.join(lengths) or 'none'})")
     if cfg.epochs > 0 and cfg.task != "image":
         raise ConfigError("epochs is for task='image'; for GPT runs set total_tokens or steps")
+    if cfg.classes and (cfg.task != "image" or len(set(cfg.classes)) != len(cfg.classes) or len(cfg.classes) < 2
+                        or min(cfg.classes) < 0):
+        raise ConfigError(f"classes = {cfg.classes!r}: give at least two distinct labels >= 0 (task='image' only), "
+                          "or [] for all classes")
     if cfg.task == "gpt" and cfg.n_embd % cfg.n_head:
         raise ConfigError(f"n_embd={cfg.n_embd} must be a multiple of n_head={cfg.n_head}")
     for table in ("optim", "adamw"):

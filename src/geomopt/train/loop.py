@@ -215,7 +215,8 @@ class Trainer:
         barrier(self.info)
 
     def restore(self, ckpt: dict) -> None:
-        saved, now = ckpt["config"], to_dict(self.cfg)
+        # a key added to TrainConfig after the checkpoint was written takes its default (e.g. ``classes``)
+        saved, now = {**to_dict(TrainConfig()), **ckpt["config"]}, to_dict(self.cfg)
         differ = [k for k in now if k not in RUN_CONTROL_FIELDS and saved.get(k) != now[k]]
         if differ:
             raise ConfigError(f"--resume: the checkpoint {self.cfg.checkpoint_path} was made with different "

@@ -36,6 +36,8 @@ def _same_config(meta_config: dict | None, cfg: TrainConfig) -> bool:
     if not isinstance(meta_config, dict):
         return False
     ours = json.loads(json.dumps(_jsonable(dataclasses.asdict(cfg))))
+    # a key added to TrainConfig after the run was written takes its default (e.g. ``classes``)
+    meta_config = {**json.loads(json.dumps(_jsonable(dataclasses.asdict(TrainConfig())))), **meta_config}
     ignore = ("progress", "device", "max_steps_per_call", "data_dir", "checkpoint_dir",
               "checkpoint_every")  # run control, not science
     return {k: v for k, v in meta_config.items() if k not in ignore} == {k: v for k, v in ours.items()

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomopt.data import DataMissing
-from geomopt.data.images import augment, draw_augment, load_images, normalize
+from geomopt.data.images import augment, draw_augment, load_images, normalize, select_classes
 from geomopt.data.text import load_text, window_counts, windows
 from geomopt.models.gpt import GPT, GPTConfig
-from geomopt.models.resnet import RESNETS
+from geomopt.models import IMAGE_MODELS
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train.dist import DistInfo, all_reduce_sum
 
@@ -123,7 +123,13 @@ class GPTTask(Task):
 class ImageTask(Task):
     def __init__(self, cfg: TrainConfig, device: torch.device, info: DistInfo):
         super().__init__(cfg, device, info)
-        self.data = load_images(cfg.dataset, cfg.data_dir).to(device)
+        data = load_images(cfg.dataset, cfg.data_dir)
+        if cfg.classes:
+            try:
+                data = select_classes(data, cfg.classes)
+            except ValueError as e:
+                raise ConfigError(f"{e}; fix classes in the config") from None
+        self.data = data.to(device)
         n = len(self.data.train)
         if cfg.batch_size > n:
             raise ConfigError(f"batch_size={cfg.batch_size} exceeds the {n} training images; lower batch_size")
@@ -133,7 +139,7 @@ class ImageTask(Task):
         self.pos = 0
 
     def build_model(self) -> nn.Module:
-        return RESNETS[self.cfg.model](in_channels=self.data.channels, num_classes=self.data.num_classes,
+        return IMAGE_MODELS[self.cfg.model](in_channels=self.data.channels, num_classes=self.data.num_classes,
                                        width=self.cfg.width)
 
     def total_steps(self) -> int:
