@@ -91,7 +91,9 @@ def check(quick: bool = False, seed: int = 0) -> Outcome:
             points[f"{int(100 * frac)}%"] = {"step": trainer.step, "layers": measure(trainer, scale["large"],
                                                                                       scale["samples"])}
     values = [v for p in points.values() for layer in p["layers"].values() for v in layer.values()]
-    valid = len(points) >= 3 and bool(values) and all(math.isfinite(v) for v in values)
+    # Simsekli's estimator reads α = ∞ when block sums grow no faster than Gaussian ones (no power
+    # tail): a valid reading. NaN (no estimate at all) is not.
+    valid = len(points) >= 3 and bool(values) and not any(math.isnan(v) for v in values)
     end = points["100%"]["layers"]
     med = lambda key: float(torch.tensor([s[key] for s in end.values()]).median())  # noqa: E731
     summary = (f"end of run, median over {len(end)} hidden matrices: α̂ Simsekli {med('alpha_simsekli'):.2f} "
