@@ -107,8 +107,11 @@ def smooth_shrink_(y: Tensor, t: float, slope: float = 1.0, gamma: float = 1.0,
     offset = torch.full((), gamma_e2 / (2.0 * sigma2), dtype=y.dtype, device=y.device)
     torch.addcmul(offset, y, y, value=0.5 / sigma2, out=q)  # q = (y² + γ_e²)/(2σ_s²)
     q.clamp_(max=torch.finfo(q.dtype).max / 4)  # finite even where y² overflows
-    torch.log(q, out=r)
-    r.add_(q, alpha=-sigma2).add_(const).sigmoid_()  # r = sigmoid(log-odds of the Gaussian branch)
+    # r = sigmoid(log q − σ_s² q + C) = q / (q + e^{−C}·exp(σ_s² q)): one exp instead of a log and a
+    # sigmoid. Where exp overflows to inf, r = q/inf = 0 — the limit — never NaN (q is finite).
+    torch.mul(q, sigma2, out=r).exp_()
+    torch.add(q, r, alpha=math.exp(-const), out=r)
+    torch.div(q, r, out=r)
     torch.div(y, q, out=q)  # redescending branch 2σ_s² y/(y² + γ_e²)
     if slope != 1.0:
         y.mul_(slope)
@@ -150,10 +153,11 @@ def apply_psi_foreach_(ys: list[Tensor], psi: str, t: float, slope: float = 1.0,
         torch._foreach_add_(q, gamma_e2)
         torch._foreach_mul_(q, 0.5 / sigma2)
         torch._foreach_clamp_max_(q, torch.finfo(ys[0].dtype).max / 4)
-        r = torch._foreach_log(q)
-        torch._foreach_add_(r, q, alpha=-sigma2)
-        torch._foreach_add_(r, const)
-        torch._foreach_sigmoid_(r)
+        r = torch._foreach_mul(q, sigma2)  # r = q / (q + e^{−C}·exp(σ_s² q)), as in smooth_shrink_
+        torch._foreach_exp_(r)
+        torch._foreach_mul_(r, math.exp(-const))
+        torch._foreach_add_(r, q)
+        r = torch._foreach_div(q, r)
         q = torch._foreach_div(ys, q)
         if slope != 1.0:
             torch._foreach_mul_(ys, slope)
