@@ -42,9 +42,12 @@ def step_cost(results: Path, method: str) -> float:
     return float(read_json(path)["ratio"].get(method, math.nan)) if path.exists() else math.nan
 
 
-def verdict(iv: Interval, paper: float | None, reached: int, seeds: int) -> str:
+def verdict(iv: Interval, paper: float | None, reached: int, seeds: int, delta: Interval) -> str:
+    """From the token saving; where its interval cannot decide, from the paired final-loss difference."""
     if reached < seeds:
         return f"no saving: never reached the baseline's final loss on {seeds - reached}/{seeds} seeds"
+    if iv.n >= 2 and iv.low <= 0 <= iv.high and delta.n >= 2 and delta.high < 0:
+        return "lower final loss on every comparison (Δ interval < 0); token saving not resolved at this n"
     if iv.n < 2 or not math.isfinite(iv.low):
         return f"single seed ({100 * iv.mean:+.1f}%): no interval"
     if iv.low > 0:
@@ -68,12 +71,14 @@ def compare(df: pd.DataFrame, group: str, results: Path) -> list[dict]:
             continue
         target, table = savings_table(sub, base, method_col="method")
         r = table.set_index("method").loc[method]
+        finals = sub.sort_values("tokens").groupby(["method", "seed"])["val_loss"].last().unstack(0)
+        delta = mean_interval((finals[method] - finals[base]).dropna().tolist())  # paired by seed
         rows.append({"group": group, "method": method, "baseline": base, "what": what, "target": target,
                      "saving": r["saving"] if r["reached"] == r["seeds"] else Interval(math.nan, math.nan, math.nan, 0),
                      "reached": f"{r['reached']}/{r['seeds']}",
                      "final": r["final_val_loss"], "base_final": table.set_index("method").loc[base]["final_val_loss"],
-                     "cost": step_cost(results, method),
-                     "verdict": verdict(r["saving"], PAPER.get(method), r["reached"], r["seeds"])})
+                     "cost": step_cost(results, method), "delta": delta,
+                     "verdict": verdict(r["saving"], PAPER.get(method), r["reached"], r["seeds"], delta)})
     return rows
 
 
@@ -95,10 +100,12 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
             continue
         out += ["", f"## Tokens to target — {title}", "",
                 "| method | vs | target loss | saving (mean [95% CI]) | reached | final val loss | baseline final | "
-                "step time ÷ baseline (interleaved) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+                "Δ final loss, paired | step time ÷ baseline (interleaved) | verdict |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sel:
             out.append(f"| {r['method']} | {r['baseline']} | {r['target']:.4f} | {r['saving'].fmt()} | {r['reached']} | "
-                       f"{r['final'].mean:.4f} | {r['base_final'].mean:.4f} | {r['cost']:.2f} | {r['verdict']} |")
+                       f"{r['final'].mean:.4f} | {r['base_final'].mean:.4f} | {r['delta'].fmt(pct=False, digits=3)} | {r['cost']:.2f} | "
+                       f"{r['verdict']} |")
     out += ["", "## Claims", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
     for r in rows:
         if r["method"] in PAPER:

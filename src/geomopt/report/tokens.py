@@ -42,14 +42,16 @@ class Interval:
     high: float
     n: int
 
-    def fmt(self, pct: bool = True) -> str:
+    def fmt(self, pct: bool = True, digits: int = 1) -> str:
         k = 100.0 if pct else 1.0
         unit = "%" if pct else ""
+        f = f"{{:+.{digits}f}}"
         if self.n == 0:
             return "n/a"
         if self.n < 2 or not math.isfinite(self.low):
-            return f"{k * self.mean:+.1f}{unit} (n={self.n})"
-        return f"{k * self.mean:+.1f}{unit} [{k * self.low:+.1f}, {k * self.high:+.1f}] (n={self.n})"
+            return f"{f.format(k * self.mean)}{unit} (n={self.n})"
+        return (f"{f.format(k * self.mean)}{unit} [{f.format(k * self.low)}, {f.format(k * self.high)}] "
+                f"(n={self.n})")
 
 
 def mean_interval(values, level: float = 0.95) -> Interval:
