@@ -12,9 +12,14 @@ from geomopt.report.style import optimizer_style, save_figure
 
 
 def plot_loss_curves(evals: pd.DataFrame, out_base: Path, target: float | None = None,
-                     method_col: str = "optimizer", title: str = "") -> None:
-    """``evals``: rows with ``method_col``, ``seed``, ``tokens``, ``val_loss``."""
+                     method_col: str = "optimizer", title: str = "", baseline: str | None = None) -> None:
+    """``evals``: rows with ``method_col``, ``seed``, ``tokens``, ``val_loss``. The inset zooms on
+    ``target``, or on ``baseline``'s final val loss (mean over seeds), the tokens-to-target line."""
     import matplotlib.pyplot as plt
+
+    if target is None and baseline is not None:
+        base = evals[evals[method_col] == baseline].sort_values("tokens")
+        target = float(base.groupby("seed")["val_loss"].last().mean()) if not base.empty else None
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     inset = ax.inset_axes([0.45, 0.45, 0.5, 0.45]) if target is not None else None

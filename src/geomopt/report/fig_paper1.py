@@ -103,9 +103,7 @@ def _draw_group(inputs: dict, out_base: Path, group: str, title: str) -> None:
     from geomopt.report.curves import plot_loss_curves
 
     evals = _evals(inputs, group)
-    base = evals[evals["optimizer"] == "adamw"]
-    target = float(base.groupby("seed")["val_loss"].last().mean()) if not base.empty else None
-    plot_loss_curves(evals, out_base, target=target, title=title)
+    plot_loss_curves(evals, out_base, title=title, baseline="adamw")
 
 
 @figure("paper1/curves_clean", needs=["paper1/runs/clean__*.jsonl"])

@@ -107,9 +107,7 @@ def _draw_gpt(inputs: dict, out_base: Path, tuned: bool, title: str) -> None:
     from geomopt.report.curves import plot_loss_curves
 
     evals = _gpt_evals(inputs, tuned)
-    base = evals[evals["optimizer"] == "muon"]
-    target = float(base.groupby("seed")["val_loss"].last().mean()) if not base.empty else None
-    plot_loss_curves(evals, out_base, target=target, title=title)
+    plot_loss_curves(evals, out_base, title=title, baseline="muon")
 
 
 @figure("paper2/gpt_curves_shared", needs=["paper2/runs/shared__*.jsonl"])

@@ -61,6 +61,6 @@ def save_figure(fig, out_base: str | Path) -> list[Path]:
     out_base.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_base.with_suffix(".png"), out_base.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # reproducible bytes
     plt.close(fig)
     return paths
