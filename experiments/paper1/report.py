@@ -144,7 +144,8 @@ def reading(rows: list[dict], theory: list[dict]) -> list[str]:
 def claims(rows: list[dict]) -> list[dict]:
     return [{"claim": r["what"] + (" (Cauchy control)" if r["group"] == "cauchy" else " (CPU, clean)"),
              "command": "make reproduce-paper1",
-             "ours": f"saving {r['saving'].fmt()}; step cost {r['cost']:.2f}×",
+             "ours": f"saving {r['saving'].fmt()}; final loss {r['final'].mean:.3f} vs {r['base_final'].mean:.3f} "
+                     f"(Δ {r['delta'].fmt(pct=False, digits=3)}); step cost {r['cost']:.2f}×",
              "paper": f"~{100 * PAPER[r['method']]:.0f}%" if r["method"] in PAPER else "—",
              "verdict": r["verdict"]} for r in rows if r["method"] in PAPER]
 

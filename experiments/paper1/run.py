@@ -21,7 +21,7 @@ from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
-from geomopt.train.sweep import method_config, run_sweep
+from geomopt.train.sweep import method_config, run_sweep, sweep_session
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
@@ -153,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} transform={c.grad_transform or '-'} "
                   f"clip={c.grad_clip} tokens={c.total_tokens or c.steps} -> {c.out_path}")
         return 0
-    outcomes = run_sweep(configs)
-    if not args.ablate:
-        measure_step_cost(configs, out, reps=5 if args.quick else 30)
+    with sweep_session(out / ("ablation" if args.ablate else "")) as start:
+        outcomes = run_sweep(configs, since=start)
+        if not args.ablate:
+            measure_step_cost(configs, out, reps=5 if args.quick else 30)
     bad = [o.name for o in outcomes if o.status == "nonfinite"]
     print(f"paper1: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0

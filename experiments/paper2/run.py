@@ -26,7 +26,7 @@ from pathlib import Path
 
 from geomopt.results import REPO_ROOT, load_runs
 from geomopt.train.config import ConfigError, TrainConfig
-from geomopt.train.sweep import method_config, run_sweep
+from geomopt.train.sweep import method_config, run_sweep, sweep_session
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -210,18 +210,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} adamw={c.adamw} "
                   f"length={c.total_tokens or c.steps or c.epochs} -> {c.out_path}")
         return 0
-    outcomes = run_sweep(configs)
-    if "gpt" in parts:
-        shared0 = [c for c in configs if c.name.startswith("shared__") and c.name.endswith("__s0")]
-        rec = measure_update_rms(shared0, RMS_STEPS[mode], out / "update_rms.json")
-        print("paper2: update RMS / lr: " + ", ".join(f"{m} {r['rms_per_paper_lr_median']:.3g}"
-                                                       for m, r in rec["methods"].items()))
-        # phase 2: the best lr of each method's seed-0 sweep on every seed
-        chosen = best_lrs(out)
-        print("paper2: tuned lr per method: " + ", ".join(f"{m} {lr:g}" for m, lr in sorted(chosen.items())))
-        if len(SEEDS[mode]) > 1:
-            tuned = [c for c in plan_gpt(mode, args.preset, out, gpt_extra, chosen) if c.name.startswith("tune__")]
-            outcomes += run_sweep(tuned)
+    with sweep_session(out) as start:
+        outcomes = run_sweep(configs, since=start)
+        if "gpt" in parts:
+            shared0 = [c for c in configs if c.name.startswith("shared__") and c.name.endswith("__s0")]
+            rec = measure_update_rms(shared0, RMS_STEPS[mode], out / "update_rms.json")
+            print("paper2: update RMS / lr: " + ", ".join(f"{m} {r['rms_per_paper_lr_median']:.3g}"
+                                                           for m, r in rec["methods"].items()))
+            # phase 2: the best lr of each method's seed-0 sweep on every seed
+            chosen = best_lrs(out)
+            print("paper2: tuned lr per method: " + ", ".join(f"{m} {lr:g}" for m, lr in sorted(chosen.items())))
+            if len(SEEDS[mode]) > 1:
+                tuned = [c for c in plan_gpt(mode, args.preset, out, gpt_extra, chosen) if c.name.startswith("tune__")]
+                outcomes += run_sweep(tuned, since=start)
     bad = sorted({o.name for o in outcomes if o.status == "nonfinite"})
     print(f"paper2: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0

@@ -34,7 +34,7 @@ from pathlib import Path
 from geomopt.report.budget import train_nll_at
 from geomopt.results import REPO_ROOT, read_run
 from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
-from geomopt.train.sweep import as_overrides, run_sweep, toml_value
+from geomopt.train.sweep import as_overrides, run_sweep, sweep_session, toml_value
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -179,19 +179,19 @@ class Planner:
         return out
 
 
-def _run_one(cfg: TrainConfig, threads: int) -> tuple[str, str]:
+def _run_one(cfg: TrainConfig, threads: int, since: float) -> tuple[str, str]:
     import torch
 
     torch.set_num_threads(threads)
-    outcome = run_sweep([cfg])[0]
+    outcome = run_sweep([cfg], since=since)[0]
     return outcome.name, outcome.status
 
 
-def execute(configs: list[TrainConfig], jobs: int) -> list[tuple[str, str]]:
+def execute(configs: list[TrainConfig], jobs: int, since: float) -> list[tuple[str, str]]:
     if jobs <= 1 or len(configs) <= 1:
-        return [(o.name, o.status) for o in run_sweep(configs)]
+        return [(o.name, o.status) for o in run_sweep(configs, since=since)]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(_run_one, configs, [1] * len(configs)))
+        return list(pool.map(_run_one, configs, [1] * len(configs), [since] * len(configs)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return dry_run(planner, phases)
         statuses = []
-        for title, build in phases:  # built one at a time: "image seeds" reads the lr sweep's results
-            configs = build()
-            if configs:
-                print(f"paper3: {title}: {len(configs)} runs", flush=True)
-                statuses += execute(configs, args.jobs)
+        with sweep_session(out) as start:
+            for title, build in phases:  # built one at a time: "image seeds" reads the lr sweep's results
+                configs = build()
+                if configs:
+                    print(f"paper3: {title}: {len(configs)} runs", flush=True)
+                    statuses += execute(configs, args.jobs, start)
     except (ConfigError, ValueError) as e:
         print(f"paper3: {e}", file=sys.stderr)
         return 2

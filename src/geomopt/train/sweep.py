@@ -1,9 +1,12 @@
 """Run a list of training runs one after another, resumably: the sweep behind every
 paper's ``experiments/paperN/run.py``.
 
-A run whose metrics file is complete with the same config is skipped; a run with a
-checkpoint resumes from it (so a killed ``make reproduce-paperN`` continues where it
-stopped, bit for bit); a run that diverges (non-finite loss) is recorded as such and
+A sweep is a *session* (``sweep_session(out_dir)``): a marker file records when it began
+and is removed when it ends. Within a session, a run whose metrics file is complete with
+the same config is skipped and a run with a checkpoint resumes from it — so a killed
+``make reproduce-paperN`` continues where it stopped, bit for bit. Files older than the
+session (e.g. the committed results of a fresh clone) are retrained, never reused: a
+reproduction reproduces. A run that diverges (non-finite loss) is recorded as such and
 the sweep goes on — divergence is a result, not a crash.
 """
 
@@ -12,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,18 +105,36 @@ def completed(cfg: TrainConfig) -> bool:
     return meta.get("status") in ("completed", "nonfinite") and _same_config(meta.get("config"), cfg)
 
 
-def run_sweep(configs: list[TrainConfig], log=print) -> list[SweepOutcome]:
+@contextmanager
+def sweep_session(out_dir: Path):
+    """Yields the session's start time: that of an interrupted session into ``out_dir`` (its
+    marker is still there), else now. The marker is removed only when the body succeeds."""
+    marker = Path(out_dir) / ".sweep-in-progress"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        marker.touch()
+    yield marker.stat().st_mtime
+    marker.unlink(missing_ok=True)
+
+
+def _since(path: Path, start: float) -> bool:
+    return path.exists() and os.path.getmtime(path) >= start
+
+
+def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print) -> list[SweepOutcome]:
+    """Train ``configs`` in order. Results and checkpoints written before ``since`` (the session
+    start from ``sweep_session``) are not reused: those runs train from scratch."""
     from geomopt.train import run
 
     outcomes = []
     for i, cfg in enumerate(configs, 1):
         cfg = from_dict(dataclasses.asdict(cfg))  # validate every field set in Python
         tag = f"[sweep {i}/{len(configs)}] {cfg.name}"
-        if completed(cfg):
+        if _since(cfg.out_path, since) and completed(cfg):
             log(f"{tag}: up to date ({cfg.out_path})")
             outcomes.append(SweepOutcome(cfg.name, cfg.out_path, "skipped", 0.0))
             continue
-        resume = cfg.checkpoint_path.exists()
+        resume = _since(cfg.checkpoint_path, since)
         log(f"{tag}: {'resuming' if resume else 'training'} -> {cfg.out_path}")
         t0 = time.perf_counter()
         try:

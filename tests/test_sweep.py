@@ -1,0 +1,29 @@
+"""A sweep retrains results older than its session, and skips/resumes within an interrupted one."""
+
+import os
+
+from geomopt.results import REPO_ROOT
+from geomopt.train import load_config
+from geomopt.train.sweep import run_sweep, sweep_session
+
+
+def _config(tmp_path):
+    return load_config(REPO_ROOT / "experiments/presets/cpu/smoke.toml",
+                       ["steps=4", "eval_every=0", "checkpoint_every=2", "progress=false", "name=s",
+                        f'out="{tmp_path}/runs/{{name}}.jsonl"', f'checkpoint_dir="{tmp_path}/ck/{{name}}"'])
+
+
+def test_fresh_session_retrains_and_interrupted_session_skips(tmp_path):
+    cfg = _config(tmp_path)
+    with sweep_session(tmp_path) as start:
+        assert [o.status for o in run_sweep([cfg], since=start, log=lambda *_: None)] == ["completed"]
+    assert not (tmp_path / ".sweep-in-progress").exists()
+    old = os.path.getmtime(cfg.out_path) - 100
+    os.utime(cfg.out_path, (old, old))  # as a fresh clone's committed results: older than any session
+    os.utime(cfg.checkpoint_path, (old, old))
+    with sweep_session(tmp_path) as start:
+        assert [o.status for o in run_sweep([cfg], since=start, log=lambda *_: None)] == ["completed"]
+    (tmp_path / ".sweep-in-progress").touch()  # an interrupted session is still open
+    os.utime(tmp_path / ".sweep-in-progress", (old - 10, old - 10))
+    with sweep_session(tmp_path) as start:
+        assert [o.status for o in run_sweep([cfg], since=start, log=lambda *_: None)] == ["skipped"]
