@@ -19,6 +19,7 @@ import torch
 
 from geomopt.optim.deva import NS_COEFFICIENTS, msign
 from geomopt.optim.routing import as_matrix
+from geomopt.optim.closure import closure_loss
 
 
 def adamuon_update(grad: torch.Tensor, momentum: torch.Tensor, second_moment: torch.Tensor, *, beta1: float,
@@ -56,10 +57,7 @@ class AdaMuon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:

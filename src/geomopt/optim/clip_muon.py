@@ -27,6 +27,7 @@ from geomopt.optim.grad_transforms import SCALES, matrix_scale
 from geomopt.optim.muon import Muon
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.shrink import apply_psi_, check_psi, check_threshold, zero_nonfinite_
+from geomopt.optim.closure import closure_loss
 
 CLIP_DEFAULTS = {"psi": "hard", "t": 3.0, "slope": 1.0, "gamma": 1.0, "scale": "mad", "position": "grad"}
 POSITIONS = ("grad", "momentum")
@@ -76,10 +77,7 @@ class ClipMuon(Muon):
     def step(self, closure=None):
         if all(g["psi"] is None or g["position"] == "grad" for g in self.param_groups):
             return super().step(closure)  # Muon's loop, with the shrink in _matrix_grads
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, bufs = self._matrix_views(group)
             if not params:

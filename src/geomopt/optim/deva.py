@@ -55,6 +55,7 @@ from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_ne
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.soap import bases, check_common_hparams, from_eigenbasis, init_factors, to_eigenbasis, update_factors
+from geomopt.optim.closure import closure_loss
 
 NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
 
@@ -119,10 +120,7 @@ class DevaLinf(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, exp_avgs, second_moments, steps = [], [], [], [], []
             for p in group["params"]:
@@ -232,10 +230,7 @@ class DevaSinf(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
+from geomopt.optim.closure import closure_loss
 
 
 def lion_update_(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], *, lr: float, beta1: float,
@@ -39,10 +40,7 @@ class Lion(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, ms = [], [], []
             for p in group["params"]:

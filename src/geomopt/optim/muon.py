@@ -16,6 +16,7 @@ import torch
 from torch.optim._muon import muon as _muon_step
 
 from geomopt.optim.routing import as_matrix
+from geomopt.optim.closure import closure_loss
 
 
 class Muon(torch.optim.Muon):
@@ -52,10 +53,7 @@ class Muon(torch.optim.Muon):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, bufs = self._matrix_views(group)
             if not params:

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.optim.adamw import adamw as _adamw_step
 
+from geomopt.optim.closure import closure_loss
 from geomopt.optim.shrink import (apply_psi_, apply_psi_foreach_, check_psi, check_threshold, psi_work_buffers,
                                   zero_nonfinite_)
 
@@ -160,10 +161,7 @@ class ShrinkAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             foreach_shrink = []  # indices shrunk by the foreach path

@@ -8,6 +8,7 @@ It is DeVA-ℓ∞ with the gain Γ ≡ 1. With β = 0 it is plain signSGD.
 from __future__ import annotations
 
 import torch
+from geomopt.optim.closure import closure_loss
 
 
 def signsgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor], *,
@@ -32,10 +33,7 @@ class SignSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, exp_avgs = [], [], []
             for p in group["params"]:

@@ -30,6 +30,7 @@ The eigenbasis helpers below are shared with DeVA-S∞ (``geomopt.optim.deva``).
 from __future__ import annotations
 
 import torch
+from geomopt.optim.closure import closure_loss
 
 # ---------------------------------------------------------------------------
 # Pure eigenbasis helpers. A basis of ``None`` means "this side is not rotated".
@@ -159,10 +160,7 @@ class SOAP(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
+from geomopt.optim.closure import closure_loss
 
 DUAL_GEOMETRIES = ("l2", "lp")
 
@@ -193,10 +194,7 @@ class Stacey(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             params, grads, zs, ms = self._init_group(group)
             if not params:
