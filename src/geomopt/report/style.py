@@ -30,7 +30,7 @@ OPTIMIZER_STYLE: dict[str, tuple[str, tuple]] = {
     "signsgd": ("signSGD", _PALETTE[15]),
     "adamuon": ("AdaMuon", _PALETTE[17]),
     "stacey_p2": ("Stacey(p,2)", _PALETTE[18]),
-    "stacey_pp": ("Stacey(p,p)", _PALETTE[19]),
+    "stacey_pp": ("Stacey(p,p)", _PALETTE[7]),  # not tab20[19]: too close to Stacey(p,2)
     "gd": ("GD", _PALETTE[14]),
     "hasd": ("HASD", _PALETTE[6]),
     "lp_steepest": ("ℓp steepest descent", _PALETTE[15]),
