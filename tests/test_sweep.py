@@ -27,3 +27,29 @@ def test_fresh_session_retrains_and_interrupted_session_skips(tmp_path):
     os.utime(tmp_path / ".sweep-in-progress", (old - 10, old - 10))
     with sweep_session(tmp_path) as start:
         assert [o.status for o in run_sweep([cfg], since=start, log=lambda *_: None)] == ["skipped"]
+
+
+def test_parallel_jobs_give_the_same_runs(tmp_path):
+    """Two runs at a time in their own one-thread processes: the same losses as one after another
+    (one thread each, so the reductions round alike)."""
+    import dataclasses
+
+    import torch
+
+    from geomopt.results import read_run
+
+    cfgs = [dataclasses.replace(_config(tmp_path / mode), name=f"s{seed}", seed=seed)
+            for mode in ("serial", "parallel") for seed in (0, 1)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = run_sweep(cfgs[:2], log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = run_sweep(cfgs[2:], jobs=2)
+    assert [o.status for o in serial + parallel] == ["completed"] * 4
+    for a, b in zip(serial, parallel):
+        assert a.name == b.name
+        ra, rb = read_run(a.path)[1], read_run(b.path)[1]
+        assert ra["train_loss"].notna().sum() == 4
+        assert ra["train_loss"].equals(rb["train_loss"]) and ra["val_loss"].equals(rb["val_loss"])

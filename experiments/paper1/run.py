@@ -15,6 +15,7 @@ continues from its checkpoints; finished runs are skipped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--out", type=Path, help="results directory (default results/paper1, quick: results/quick/paper1)")
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="runs at a time, each with one thread when > 1 (default: 2 on a machine with 2+ cores)")
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     args = ap.parse_args(argv)
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"clip={c.grad_clip} tokens={c.total_tokens or c.steps} -> {c.out_path}")
         return 0
     with sweep_session(out / ("ablation" if args.ablate else "")) as start:
-        outcomes = run_sweep(configs, since=start)
+        outcomes = run_sweep(configs, since=start, jobs=args.jobs)
         if not args.ablate:
             measure_step_cost(configs, out, reps=5 if args.quick else 30)
     bad = [o.name for o in outcomes if o.status == "nonfinite"]

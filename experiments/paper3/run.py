@@ -2,7 +2,7 @@
 image classification (the Table 1 analogue) and on a character-level GPT, with a p sweep.
 
     python experiments/paper3/run.py                 # CPU preset: small ResNet on Fashion-MNIST + GPT on Shakespeare
-    python experiments/paper3/run.py --jobs 2        # the same, two runs at a time (one thread each): ~30 min
+    python experiments/paper3/run.py --jobs 1        # the same, one run at a time (default: 2 at a time, one thread each)
     python experiments/paper3/run.py --quick         # one seed, fixed lrs, short runs (minutes) -> results/quick/paper3
     python experiments/paper3/run.py --preset gpu --cifar-dir DIR --fineweb-dir DIR   # ResNet-18, GPT-2 124M
 
@@ -27,8 +27,6 @@ import math
 import os
 import sys
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from geomopt.report.budget import train_nll_at
@@ -179,21 +177,6 @@ class Planner:
         return out
 
 
-def _run_one(cfg: TrainConfig, threads: int, since: float) -> tuple[str, str]:
-    import torch
-
-    torch.set_num_threads(threads)
-    outcome = run_sweep([cfg], since=since)[0]
-    return outcome.name, outcome.status
-
-
-def execute(configs: list[TrainConfig], jobs: int, since: float) -> list[tuple[str, str]]:
-    if jobs <= 1 or len(configs) <= 1:
-        return [(o.name, o.status) for o in run_sweep(configs, since=since)]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(_run_one, configs, [1] * len(configs), [since] * len(configs)))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, fixed lrs, short runs")
@@ -231,18 +214,18 @@ def main(argv: list[str] | None = None) -> int:
             phases.append(("gpt", planner.gpt))
         if args.dry_run:
             return dry_run(planner, phases)
-        statuses = []
+        outcomes = []
         with sweep_session(out) as start:
             for title, build in phases:  # built one at a time: "image seeds" reads the lr sweep's results
                 configs = build()
                 if configs:
                     print(f"paper3: {title}: {len(configs)} runs", flush=True)
-                    statuses += execute(configs, args.jobs, start)
+                    outcomes += run_sweep(configs, since=start, jobs=args.jobs)
     except (ConfigError, ValueError) as e:
         print(f"paper3: {e}", file=sys.stderr)
         return 2
-    bad = [name for name, status in statuses if status == "nonfinite"]
-    print(f"paper3: {len(statuses)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
+    bad = [o.name for o in outcomes if o.status == "nonfinite"]
+    print(f"paper3: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0
 
 
