@@ -67,3 +67,21 @@ def test_style_has_fixed_colours():
     assert optimizer_style("adamw")[1] != optimizer_style("muon")[1]
     assert optimizer_style("never-seen")[0] == "never-seen"
     json.dumps(optimizer_style("muon")[0])
+
+
+def test_optional_inputs_join_but_never_draw_alone(tmp_path):
+    seen = []
+
+    @figure("demo/opt", needs=["need/*.json"], optional=["base/*.json"])
+    def draw_opt(inputs, out_base):
+        seen.append(sorted(inputs))
+
+    try:
+        res = tmp_path / "results"
+        write_json(res / "base" / "b.json", {})
+        assert draw_all(res, tmp_path / "figs", only=["demo/opt"], out=lambda *_: None) == (0, [])
+        write_json(res / "need" / "n.json", {})
+        assert draw_all(res, tmp_path / "figs", only=["demo/opt"], out=lambda *_: None) == (1, [])
+        assert seen == [["base/b.json", "need/n.json"]]
+    finally:
+        figures.REGISTRY.pop("demo/opt")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from geomopt.report.ablation import BASELINE, ablation_frame, final_val_loss, seed_spread
 from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.report.tokens import Interval, mean_interval, savings_table
 from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, write_json
@@ -82,7 +83,7 @@ def compare(df: pd.DataFrame, group: str, results: Path) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
+def render(rows: list[dict], theory: list[dict], df: pd.DataFrame, ablation: list[str]) -> str:
     metas = df.drop_duplicates("run")
     n_runs, seeds = len(metas), sorted(df["seed"].unique())
     out = ["# Paper 1 — entry-wise clipping and smooth shrinkage: reproduction report", "",
@@ -111,7 +112,8 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame) -> str:
         if r["method"] in PAPER:
             out.append(f"| {r['what']} [{r['group']}] | {100 * PAPER[r['method']]:.0f}% | {r['saving'].fmt()} | "
                        f"{r['verdict']} |")
-    out += ["", "## Reading", "", *reading(rows, theory), ""]
+    out += ["", "## Reading", "", *reading(rows, theory)]
+    out += [*ablation, ""]
     return "\n".join(out)
 
 
@@ -141,6 +143,44 @@ def reading(rows: list[dict], theory: list[dict]) -> list[str]:
     return lines or ["- No comparisons could be computed from the runs present."]
 
 
+def ablation_section(res: Path, df: pd.DataFrame) -> list[str]:
+    """The ψ × t (× position) ablation, if ``make ablate-paper1`` has run: final loss vs the same-seed baseline."""
+    runs = sorted((res / "ablation" / "runs").glob("*.jsonl"))
+    if not runs:
+        return ["", "## Ablation", "", "Not run (`make ablate-paper1`, ~60 runs of the main budget, seed 0)."]
+    both = pd.concat([df, load_runs([str(p) for p in runs])], ignore_index=True)
+    finals = {name: final_val_loss(g) for name, g in both.groupby("name")}
+    table = ablation_frame(finals)
+    out = ["", "## Ablation: ψ × threshold t × position (seed 0)", "",
+           "Each variant's final validation loss minus its baseline's on the same seed and data order; one seed, "
+           "so read a difference against the baseline's seed-to-seed standard deviation (sd, from the main runs). "
+           "**main** marks the configuration of the main runs.", "",
+           "| group | method | position | ψ | t | final val loss | baseline | Δ | Δ / sd |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        sd = seed_spread(finals, r.group, BASELINE[r.method])
+        mark = " **main**" if r.main else ""
+        out.append(f"| {r.group} | {r.method}{mark} | {r.position} | {r.psi} | {r.t:g} | {r.final:.4f} | "
+                   f"{r.baseline:.4f} | {r.delta:+.4f} | {r.delta / sd:+.1f} |")
+    out += ["", *ablation_reading(table, finals)]
+    return out
+
+
+def ablation_reading(table: pd.DataFrame, finals: dict[str, float]) -> list[str]:
+    lines = []
+    for (group, method), sub in table.groupby(["group", "method"]):
+        sd = seed_spread(finals, group, BASELINE[method])
+        best = sub.loc[sub["delta"].idxmin()]
+        main = sub[sub["main"]]
+        by_psi = sub.groupby("psi")["delta"].median().sort_values()
+        lines.append(f"- **{group}, {method}:** best variant ψ={best.psi}, t={best.t:g}, {best.position}: "
+                     f"Δ {best.delta:+.3f} ({best.delta / sd:+.1f} sd); "
+                     + (f"main config Δ {main['delta'].iloc[0]:+.3f}; " if len(main) else "")
+                     + f"{int((sub['delta'] < -sd).sum())}/{len(sub)} variants beat the baseline by more than one sd, "
+                     f"{int((sub['delta'] > sd).sum())}/{len(sub)} lose by more; median Δ by ψ: "
+                     + ", ".join(f"{k} {v:+.3f}" for k, v in by_psi.items()) + ".")
+    return lines
+
+
 def claims(rows: list[dict]) -> list[dict]:
     return [{"claim": r["what"] + (" (Cauchy control)" if r["group"] == "cauchy" else " (CPU, clean)"),
              "command": "make reproduce-paper1",
@@ -162,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paper1 report: {e}", file=sys.stderr)
         return 2
     rows = compare(df, "clean", res) + compare(df, "cauchy", res)
-    atomic_write_text(res / "REPORT.md", render(rows, theory_rows(args.results / "theory", THEORY), df))
+    atomic_write_text(res / "REPORT.md", render(rows, theory_rows(args.results / "theory", THEORY), df,
+                                                 ablation_section(res, df)))
     write_json(res / "claims.json", claims(rows))
     print(f"paper1 report: {res / 'REPORT.md'} ({len(rows)} comparisons)")
     return 0

@@ -136,3 +136,39 @@ def draw_real_noise(inputs: dict, out_base: Path) -> None:
     axes[1].axhline(1, color="k", ls=":", lw=0.8)
     axes[2].legend(fontsize=6, ncol=2)
     save_figure(fig, out_base)
+
+
+@figure("paper1/ablation", needs=["paper1/ablation/runs/*.jsonl"], optional=["paper1/runs/*.jsonl"])
+def draw_ablation(inputs: dict, out_base: Path) -> None:
+    """Final validation loss of each ψ × t (× position) variant minus its baseline's (same seed);
+    the grey band is ± one seed-to-seed standard deviation of the baseline's main runs."""
+    from geomopt.report.ablation import BASELINE, ablation_frame, final_val_loss, seed_spread
+
+    finals = {(meta.get("config") or {}).get("name", Path(path).stem): final_val_loss(df)
+              for path, (meta, df) in inputs.items()}
+    table = ablation_frame(finals)
+    if table.empty:
+        raise ValueError("no ablation runs with a known method")
+    panels = list(table.groupby(["group", "method", "position"], sort=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.6), sharey=True, squeeze=False)
+    psis = list(dict.fromkeys(table["psi"]))  # in ablation_frame's order
+    ts = sorted(table["t"].unique())
+    for ax, ((group, method, position), sub) in zip(axes[0], panels):
+        sd = seed_spread(finals, group, BASELINE[method])
+        if np.isfinite(sd):
+            ax.axhspan(-sd, sd, color="0.9", zorder=0)
+        ax.axhline(0, color="k", lw=0.8)
+        width = 0.8 / len(ts)
+        for j, t in enumerate(ts):
+            rows = sub[sub["t"] == t].set_index("psi").reindex(psis)
+            x = np.arange(len(psis)) + (j - (len(ts) - 1) / 2) * width
+            delta = np.clip(rows["delta"].to_numpy(float), None, 1.0)  # a diverged run (inf) drawn at the top
+            ax.bar(x, delta, width, color=plt.cm.viridis(j / max(1, len(ts) - 1)), label=f"t = {t:g}")
+            for xi, is_main, d in zip(x, rows["main"].fillna(False), delta):
+                if is_main:
+                    ax.annotate("main", (xi, d), ha="center", va="bottom" if d >= 0 else "top", fontsize=7)
+        ax.set_xticks(np.arange(len(psis)), psis, fontsize=8)
+        ax.set_title(f"{group}: {method} ({position})\nvs {BASELINE[method]}, seed 0", fontsize=9)
+    axes[0][0].set_ylabel("Δ final val loss vs baseline (lower is better)")
+    axes[0][0].legend(fontsize=7)
+    save_figure(fig, out_base)

@@ -28,19 +28,20 @@ FIGURE_MODULES: list[str] = [
 @dataclass
 class Figure:
     name: str  # also the output path under figures/, e.g. "paper1/localization"
-    needs: list[str]  # globs relative to results/
+    needs: list[str]  # globs relative to results/: the figure is drawn when one matches
     draw: Callable[[dict[str, Any], Path], None]
+    optional: list[str]  # globs loaded beside ``needs`` when present (e.g. baselines), never alone
 
 
 REGISTRY: dict[str, Figure] = {}
 
 
-def figure(name: str, needs: list[str]):
+def figure(name: str, needs: list[str], optional: list[str] = ()):
     """Register ``draw(inputs, out_base)``; ``inputs`` maps each matched path (relative
     to results/) to its loaded content."""
 
     def wrap(fn):
-        REGISTRY[name] = Figure(name, list(needs), fn)
+        REGISTRY[name] = Figure(name, list(needs), fn, list(optional))
         return fn
 
     return wrap
@@ -72,6 +73,7 @@ def draw_all(results_dir: Path, figures_dir: Path, only: list[str] | None = None
         paths = sorted({p for pat in fig.needs for p in results_dir.glob(pat)})
         if not paths:
             continue
+        paths += sorted({p for pat in fig.optional for p in results_dir.glob(pat)} - set(paths))
         inputs, broken = {}, False
         for p in paths:
             rel = str(p.relative_to(results_dir))

@@ -1,0 +1,47 @@
+"""Paper 1's ablation: its plan (make ablate-paper1) and the table the report and figure share."""
+
+import importlib.util
+import math
+
+from geomopt.report.ablation import ablation_frame, main_variants, seed_spread
+from geomopt.results import REPO_ROOT
+
+
+def _run_mod():
+    spec = importlib.util.spec_from_file_location("paper1_run", REPO_ROOT / "experiments/paper1/run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_plan_clean_shrinkage_first_then_the_cauchy_grid(tmp_path):
+    configs = _run_mod().plan("full", "cpu", tmp_path, [], ablate=True)
+    names = [c.name for c in configs]
+    assert len(names) == len(set(names)) == 12 + 24 + 24
+    assert all(n.startswith("clean__shrink_adamw-") for n in names[:12])
+    assert all(n.startswith("cauchy__") for n in names[12:])
+    for c in configs:
+        assert c.seed == 0 and c.out_path.parent == tmp_path / "ablation" / "runs"
+        assert ("cauchy_noise" in c.grad_transform) == c.name.startswith("cauchy__")
+    psi_t_pos = {(c.optim["psi"], c.optim["t"], c.optim["position"]) for c in configs if c.optimizer == "clip_muon"}
+    assert ("smooth", 4.0, "momentum") in psi_t_pos and len(psi_t_pos) == 24
+
+
+def test_ablation_frame_joins_same_seed_baselines_and_marks_the_main_config():
+    psi, t, pos = main_variants()["shrink_adamw"]
+    finals = {"clean__adamw__s0": 2.0, "clean__adamw__s1": 2.2, "cauchy__muon__s0": 3.0,
+              f"clean__shrink_adamw-{psi}-t{t:g}-{pos}__s0": 2.5,
+              "clean__shrink_adamw-hard-t2-pre__s0": 1.5,
+              "cauchy__clip_muon-soft-t4-momentum__s0": math.inf,  # diverged
+              "cauchy__shrink_adamw-hard-t2-pre__s0": 1.0}  # its baseline never ran
+    df = ablation_frame(finals)
+    assert list(df["group"]) == ["clean", "clean", "cauchy", "cauchy"]
+    assert df["psi"].iloc[0] == "hard"  # ψ in PSI_NAMES order: hard, soft, redescend, smooth
+    clean = df[df["group"] == "clean"].set_index("psi")
+    assert clean.loc["hard", "delta"] == -0.5 and not clean.loc["hard", "main"]
+    assert clean.loc[psi, "main"] and clean.loc[psi, "delta"] == 0.5
+    cauchy = df[df["group"] == "cauchy"].set_index("method")
+    assert cauchy.loc["clip_muon", "delta"] == math.inf
+    assert math.isnan(cauchy.loc["shrink_adamw", "delta"])
+    assert abs(seed_spread(finals, "clean", "adamw") - 0.2 / 2 ** 0.5) < 1e-12  # sample sd of {2.0, 2.2}
+    assert math.isnan(seed_spread(finals, "cauchy", "muon"))
