@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, time_interleaved
+from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, versus_torch_adamw
 from geomopt.optim.lion import Lion
 from geomopt.optim.stacey import StaceyP2, StaceyPP
 
@@ -17,40 +17,31 @@ NAME = "stacey_step"
 DESCRIPTION = "Stacey(p=3,2) step / fastest torch AdamW step, GPT-2-block shapes"
 
 
-def make(opt_cls, shapes, **hp):
-    return optimizer_on_random_grads(opt_cls, shapes, grad_scale=1e-2, **hp)
-
-
 def bench(quick: bool) -> Measurement:
     torch.set_num_threads(1)
     shapes = gpt2_block_shapes(1 if quick else 3, d=384 if quick else 768)
-    reps = 5 if quick else 15
     hp = dict(lr=1e-3, weight_decay=0.1)
+
+    def make(opt_cls, **kw):
+        return optimizer_on_random_grads(opt_cls, shapes, grad_scale=1e-2, **kw)
+
     cands = {
-        "adamw_foreach": make(torch.optim.AdamW, shapes, foreach=True, **hp),
-        "adamw_forloop": make(torch.optim.AdamW, shapes, foreach=False, **hp),
-        "stacey_p2": make(StaceyP2, shapes, p=3.0, **hp),
-        "stacey_pp": make(StaceyPP, shapes, p=3.0, **hp),
-        "stacey_p2_p4": make(StaceyP2, shapes, p=4.0, **hp),
-        "stacey_pp_p4": make(StaceyPP, shapes, p=4.0, **hp),
-        "stacey_p2_foreach": make(StaceyP2, shapes, p=3.0, foreach=True, **hp),
-        "lion": make(Lion, shapes, **hp),
+        "stacey_p2": make(StaceyP2, p=3.0, **hp),
+        "stacey_pp": make(StaceyPP, p=3.0, **hp),
+        "stacey_p2_p4": make(StaceyP2, p=4.0, **hp),
+        "stacey_pp_p4": make(StaceyPP, p=4.0, **hp),
+        "stacey_p2_foreach": make(StaceyP2, p=3.0, foreach=True, **hp),
+        "lion": make(Lion, **hp),
     }
-    params = cands["adamw_foreach"][1]
-    dst = [torch.empty_like(p) for p in params]
-    fns = {k: opt.step for k, (opt, _) in cands.items()}
-    fns["copy"] = lambda: torch._foreach_copy_(dst, params)
-    t = time_interleaved(fns, reps=reps)
-    base_name = min(("adamw_foreach", "adamw_forloop"), key=t.__getitem__)
+    v = versus_torch_adamw(make, cands, reps=5 if quick else 15, **hp)
     return Measurement(
-        numerator={"what": "Stacey(p=3, 2) step", "seconds": t["stacey_p2"]},
-        denominator={"what": f"torch.optim.AdamW step ({base_name})", "seconds": t[base_name]},
-        ratio=t["stacey_p2"] / t[base_name],
+        numerator={"what": "Stacey(p=3, 2) step", "seconds": v.seconds["stacey_p2"]},
+        denominator={"what": f"torch.optim.AdamW step ({v.baseline})", "seconds": v.seconds[v.baseline]},
+        ratio=v.ratio("stacey_p2"),
         goal="<= 1.3",
-        extra={"n_params": sum(p.numel() for p in params), "threads": torch.get_num_threads(),
-               "device": "cpu",
-               "ratio_per_variant": {k: t[k] / t[base_name] for k in fns if k not in ("copy", base_name)},
-               "seconds": t, "in_param_copies": {k: t[k] / t["copy"] for k in fns if k != "copy"}},
+        extra={"n_params": v.n_params, "threads": torch.get_num_threads(), "device": "cpu",
+               "ratio_per_variant": {k: v.ratio(k) for k in v.seconds if k not in ("copy", v.baseline)},
+               "seconds": v.seconds, "in_param_copies": v.in_param_copies()},
     )
 
 

@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench", description="Run the benchmarks (ratios against torch baselines).")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--out", type=Path, help="default results/bench (quick: results/quick/bench, so that a "
+                    "quick run never replaces the full records)")
     args = ap.parse_args(argv)
+    args.out = args.out or (REPO_ROOT / "results" / "quick" / "bench" if args.quick else RESULTS_DIR)
     found = discover()
     names = args.only or list(found)
     unknown = [n for n in names if n not in found]
@@ -115,3 +117,32 @@ def optimizer_on_random_grads(opt_cls, shapes, seed: int = 0, warm_steps: int = 
     for _ in range(warm_steps):
         opt.step()
     return opt, params
+
+
+@dataclass
+class VersusAdamW:
+    """Step times of some optimizers timed round-robin with torch's AdamW (foreach and for-loop) and
+    one fp32 copy of all parameters, in the same run (``versus_torch_adamw``)."""
+
+    seconds: dict[str, float]
+    baseline: str  # the faster of "adamw_foreach" and "adamw_forloop"
+    n_params: int
+
+    def ratio(self, name: str) -> float:
+        return self.seconds[name] / self.seconds[self.baseline]
+
+    def in_param_copies(self) -> dict[str, float]:
+        return {k: v / self.seconds["copy"] for k, v in self.seconds.items() if k != "copy"}
+
+
+def versus_torch_adamw(make: Callable[..., tuple], candidates: dict[str, tuple], reps: int, **hp) -> VersusAdamW:
+    """Time ``candidates`` (name → (optimizer, params) from ``make(opt_cls, **kwargs)``) against
+    ``make(torch.optim.AdamW, foreach=True / False, **hp)`` and a copy of the parameters."""
+    cands = {"adamw_foreach": make(torch.optim.AdamW, foreach=True, **hp),
+             "adamw_forloop": make(torch.optim.AdamW, foreach=False, **hp), **candidates}
+    params = cands["adamw_foreach"][1]
+    dst = [torch.empty_like(p) for p in params]
+    fns = {k: opt.step for k, (opt, _) in cands.items()}
+    fns["copy"] = lambda: torch._foreach_copy_(dst, params)
+    t = time_interleaved(fns, reps=reps)
+    return VersusAdamW(t, min(("adamw_foreach", "adamw_forloop"), key=t.__getitem__), sum(p.numel() for p in params))

@@ -54,8 +54,9 @@ import torch
 from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
 
 from geomopt.optim.routing import as_matrix
-from geomopt.optim.soap import bases, check_common_hparams, from_eigenbasis, init_factors, to_eigenbasis, update_factors
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.soap import (EigenbasisOptimizer, bases, check_common_hparams, from_eigenbasis, shampoo_beta,
+                                to_eigenbasis, update_factors)
 
 NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
 
@@ -189,7 +190,7 @@ def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema
     return update.mul_(gamma), gamma
 
 
-class DevaSinf(torch.optim.Optimizer):
+class DevaSinf(EigenbasisOptimizer):
     """DeVA-S∞ for matrices (conv filters viewed as (out, in·kh·kw)). Defaults as the public code:
     lr 3e-3, betas (0.95, 0.95), shampoo_beta = β2, eps 1e-8, WD 0.01 (after the step), refresh
     every 10 steps, max_precond_dim 10000, bias correction on, Nesterov on, update RMS 0.2.
@@ -228,32 +229,13 @@ class DevaSinf(torch.optim.Optimizer):
                 raise ValueError(f"DevaSinf takes matrices (or conv filters); got a parameter of shape "
                                  f"{tuple(p.shape)}: route it to AdamW or DevaLinf (geomopt.optim.route_params)")
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure_loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_param(p, group)
-        return loss
-
     def _step_param(self, p: torch.Tensor, group: dict) -> None:
-        if p.grad.is_sparse:
-            raise RuntimeError("DevaSinf does not support sparse gradients")
         beta1, beta2 = group["betas"]
-        beta_sh = beta2 if group["shampoo_beta"] is None else group["shampoo_beta"]
         grad = as_matrix(p.grad).float()
         state = self.state[p]
-        if "step" not in state:
-            state["step"] = 0
-            state["momentum"] = torch.zeros_like(grad)
-            if group["gain"] != "none":
-                state["gain_ema"] = torch.zeros_like(grad)
-            rotate = group["basis"] == "eigen" and group["gain"] != "none"
-            init_factors(state, grad, beta_sh, group["max_precond_dim"], rotate=rotate,
-                         keep_grad=group["skip_first_step"])
-            if group["skip_first_step"]:
-                return
+        buffers = ("momentum",) if group["gain"] == "none" else ("momentum", "gain_ema")
+        if self._first_call(state, grad, group, buffers, rotate=group["basis"] == "eigen" and group["gain"] != "none"):
+            return
         state["step"] += 1
         t = state["step"]
         left, right = bases(state)
@@ -272,7 +254,7 @@ class DevaSinf(torch.optim.Optimizer):
         # Shampoo factors and (every k steps) the eigenbasis; M follows the basis.
         refresh = t % group["precondition_frequency"] == 0
         momentum = from_eigenbasis(state["momentum"], left, right) if refresh else None
-        gain_ema = update_factors(state, grad, beta_sh, refresh, state.get("gain_ema"))
+        gain_ema = update_factors(state, grad, shampoo_beta(group), refresh, state.get("gain_ema"))
         if refresh:
             if gain_ema is not None:
                 state["gain_ema"] = gain_ema

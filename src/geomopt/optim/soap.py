@@ -30,6 +30,7 @@ The eigenbasis helpers below are shared with DeVA-S∞ (``geomopt.optim.deva``).
 from __future__ import annotations
 
 import torch
+
 from geomopt.optim.closure import closure_loss
 
 # ---------------------------------------------------------------------------
@@ -139,10 +140,48 @@ def check_common_hparams(name: str, lr: float, betas: tuple[float, float], eps: 
         raise ValueError(f"{name}: max_precond_dim must be an int >= 1, got {max_precond_dim}")
 
 
+class EigenbasisOptimizer(torch.optim.Optimizer):
+    """What SOAP and DevaSinf share: one step per parameter in a Shampoo eigenbasis, whose first
+    gradient sets up the factors (and, with ``skip_first_step``, takes no step)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure_loss(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                self._step_param(p, group)
+        return loss
+
+    def _step_param(self, p: torch.Tensor, group: dict) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _first_call(state: dict, grad: torch.Tensor, group: dict, buffers: tuple[str, ...], rotate: bool) -> bool:
+        """Set up ``state`` (step 0, zero ``buffers``, Shampoo factors) on a parameter's first gradient.
+        True when this call takes no step."""
+        if "step" in state:
+            return False
+        state["step"] = 0
+        for name in buffers:
+            state[name] = torch.zeros_like(grad)
+        init_factors(state, grad, shampoo_beta(group), group["max_precond_dim"], rotate=rotate,
+                     keep_grad=group["skip_first_step"])
+        return group["skip_first_step"]
+
+
+def shampoo_beta(group: dict) -> float:
+    """The Shampoo factors' EMA rate: ``shampoo_beta``, or β₂ when it is None."""
+    return group["betas"][1] if group["shampoo_beta"] is None else group["shampoo_beta"]
+
+
 # ---------------------------------------------------------------------------
 
 
-class SOAP(torch.optim.Optimizer):
+class SOAP(EigenbasisOptimizer):
     """SOAP (Vyas et al. 2024, Alg. 3). Defaults are the paper's: lr 3e-3, betas (0.95, 0.95),
     shampoo_beta = β2, eps 1e-8, weight decay 0.01, refresh every 10 steps, max_precond_dim 10000."""
 
@@ -158,30 +197,12 @@ class SOAP(torch.optim.Optimizer):
                         bias_correction=bias_correction, skip_first_step=skip_first_step)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure_loss(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_param(p, group)
-        return loss
-
     def _step_param(self, p: torch.Tensor, group: dict) -> None:
-        if p.grad.is_sparse:
-            raise RuntimeError("SOAP does not support sparse gradients")
         beta1, beta2 = group["betas"]
-        beta_sh = beta2 if group["shampoo_beta"] is None else group["shampoo_beta"]
         grad = as_2d(p.grad).float()
         state = self.state[p]
-        if "step" not in state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(grad)
-            state["exp_avg_sq"] = torch.zeros_like(grad)
-            init_factors(state, grad, beta_sh, group["max_precond_dim"], rotate=p.ndim >= 2,
-                         keep_grad=group["skip_first_step"])
-            if group["skip_first_step"]:
-                return
+        if self._first_call(state, grad, group, ("exp_avg", "exp_avg_sq"), rotate=p.ndim >= 2):
+            return
         state["step"] += 1
         t = state["step"]
         left, right = bases(state)
@@ -195,5 +216,5 @@ class SOAP(torch.optim.Optimizer):
         p.add_(from_eigenbasis(adam_rot, left, right).reshape(p.shape).to(p.dtype), alpha=-step_size)
         if group["weight_decay"] > 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])  # after the step, as the paper's code
-        state["exp_avg_sq"] = update_factors(state, grad, beta_sh, t % group["precondition_frequency"] == 0,
+        state["exp_avg_sq"] = update_factors(state, grad, shampoo_beta(group), t % group["precondition_frequency"] == 0,
                                              state["exp_avg_sq"])
