@@ -85,3 +85,28 @@ def test_optional_inputs_join_but_never_draw_alone(tmp_path):
         assert seen == [["base/b.json", "need/n.json"]]
     finally:
         figures.REGISTRY.pop("demo/opt")
+
+
+def test_every_committed_figure_has_its_inputs_committed():
+    """`make figures` on a fresh clone redraws every committed figure: its inputs are tracked files."""
+    import importlib
+    import subprocess
+
+    import pytest
+
+    from geomopt.results import REPO_ROOT
+
+    try:
+        tracked = subprocess.run(["git", "ls-files", "results", "figures"], cwd=REPO_ROOT, capture_output=True,
+                                 text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    for mod in figures.FIGURE_MODULES:
+        importlib.import_module(mod)
+    results = [REPO_ROOT / p for p in tracked if p.startswith("results/")]
+    missing = []
+    for fig in figures.REGISTRY.values():
+        if f"figures/{fig.name}.png" in tracked and not any(
+                p.match(f"results/{pat}") for pat in fig.needs for p in (r.relative_to(REPO_ROOT) for r in results)):
+            missing.append(fig.name)
+    assert not missing, f"committed figures whose inputs are not committed: {missing}"
