@@ -19,8 +19,9 @@ import pandas as pd
 from scipy import stats
 
 from geomopt.report.budget import eval_at, train_nll_at
-from geomopt.report.tokens import Interval, mean_interval
 from geomopt.report.checks import theory_markdown, theory_rows
+from geomopt.report.fig_paper3 import P_SWEEP_LR
+from geomopt.report.tokens import Interval, mean_interval
 from geomopt.results import REPO_ROOT, atomic_write_text, read_json, read_run, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -251,6 +252,7 @@ def gpt_claim(rows: list[dict]) -> list[dict]:
 
 
 def best_p_claim(sweep: list[dict], task: str) -> list[dict]:
+    """Best p of each Stacey variant in a p sweep (seed 0)."""
     out = []
     key, better = ("acc", max) if task == "image" else ("val", min)
     for m in STACEY:
@@ -265,7 +267,7 @@ def best_p_claim(sweep: list[dict], task: str) -> list[dict]:
                              f"is ≈ {PAPER_BEST_P[task]:g}",
                     "command": COMMAND,
                     "ours": f"best p = {best['p']:g} ({'final test acc %' if task == 'image' else 'final val loss'}, "
-                            f"seed 0, each p at its best lr: {fmt_row})",
+                            f"seed 0, {P_SWEEP_LR[task]}: {fmt_row})",
                     "paper": f"p ≈ {PAPER_BEST_P[task]:g} ({'CIFAR/ResNet-18' if task == 'image' else 'LLaMA-100M'})",
                     "verdict": (f"tie between p = {', '.join(f'{p:g}' for p in tied)}" if len(tied) > 1 else
                                 "agrees" if agree else f"differs (best p = {best['p']:g})") + " (single seed)"})
@@ -333,7 +335,7 @@ def render(runs, table, sweep_rows, pimg, gpt, pgpt, theory, claims) -> str:
             tag = "chosen" if r["chosen"] else ("diverged" if r["status"] == "nonfinite" else "")
             out.append(f"| {LABEL[r['method']]} | {r['lr']:g} | {r['nll']:.4f} | {r['acc']:.2f} | {tag} |")
     if pimg:
-        out += ["", "## p sweep — images (seed 0, each p at its best lr)", "",
+        out += ["", f"## p sweep — images (seed 0, {P_SWEEP_LR['image']})", "",
                 "| variant | p | lr (best of n) | final train NLL | final test acc % |", "|---|---|---|---|---|"]
         for r in pimg:
             out.append(f"| {LABEL[r['method']]} | {r['p']:g} | {r['lr']:g} (of {r['lrs']}) | {r['nll']:.4f} | "
@@ -347,7 +349,7 @@ def render(runs, table, sweep_rows, pimg, gpt, pgpt, theory, claims) -> str:
             vals = " | ".join(f"{v:.4f}" for v in r["val"]) if r["status"] == "completed" else "diverged | | "
             out.append(f"| {LABEL[r['method']]} | {p} | {r['lr']:g} | {r['seed']} | {vals} | {r['nll']:.4f} |")
     if pgpt:
-        out += ["", "## p sweep — GPT (seed 0)", "", "| variant | p | lr | final val loss |", "|---|---|---|---|"]
+        out += ["", f"## p sweep — GPT (seed 0, {P_SWEEP_LR['gpt']})", "", "| variant | p | lr | final val loss |", "|---|---|---|---|"]
         for r in pgpt:
             out.append(f"| {LABEL[r['method']]} | {r['p']:g} | {r['lr']:g} | {r['val']:.4f} |")
     out += ["", "## Claims", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]

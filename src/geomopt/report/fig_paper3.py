@@ -105,6 +105,8 @@ def draw_stacey_synthetic(inputs: dict, out_base: Path) -> None:
 # Each Stacey variant's main p comes from experiments/paper3/methods.toml; each method's lr is the
 # one with the lowest final train NLL on seed 0 (the rule of run.py and report.py).
 STACEY_METHODS = ("stacey_p2", "stacey_pp")
+# how each p sweep picks its lr: images sweep a grid per p; GPT runs one lr per p (methods.toml), untuned
+P_SWEEP_LR = {"image": "each p at its best lr", "gpt": "each p at one fixed lr (not tuned)"}
 
 
 def _runs(inputs: dict, task: str) -> list[dict]:
@@ -235,7 +237,7 @@ def draw_p_sweep(inputs: dict, out_base: Path) -> None:
             ax.plot([p for p, _ in pts], [v for _, v in pts], "o-", color=colour, label=label)
         ax.set_xlabel("p")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{'images' if task == 'image' else 'GPT'}: seed 0, each p at its best lr", fontsize=9)
+        ax.set_title(f"{'images' if task == 'image' else 'GPT'}: seed 0, {P_SWEEP_LR[task]}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out_base)
