@@ -168,7 +168,7 @@ def ablation_section(res: Path, df: pd.DataFrame) -> list[str]:
 
 def ablation_reading(table: pd.DataFrame, finals: dict[str, float]) -> list[str]:
     lines = []
-    for (group, method), sub in table.groupby(["group", "method"]):
+    for (group, method), sub in table.groupby(["group", "method"], sort=False):
         sd = seed_spread(finals, group, BASELINE[method])
         best = sub.loc[sub["delta"].idxmin()]
         main = sub[sub["main"]]
@@ -179,24 +179,34 @@ def ablation_reading(table: pd.DataFrame, finals: dict[str, float]) -> list[str]
                      + f"{int((sub['delta'] < -sd).sum())}/{len(sub)} variants beat the baseline by more than one sd, "
                      f"{int((sub['delta'] > sd).sum())}/{len(sub)} lose by more; median Δ by ψ: "
                      + ", ".join(f"{k} {v:+.3f}" for k, v in by_psi.items()) + ".")
-        lines += redescending_reading(group, method, sub)
+        if sub["position"].nunique() > 1:
+            lines.append("  - by position: " + "; ".join(
+                f"{pos} median Δ {g['delta'].median():+.3f}, largest |Δ| {g['delta'].abs().max():.3f}"
+                for pos, g in sub.groupby("position", sort=False)) + ".")
+        if method == "shrink_adamw":
+            lines += redescending_reading(sub[sub["position"] == "pre"], explain=not any(MECHANISM in ln for ln in lines))
     return lines
 
 
-def redescending_reading(group: str, method: str, sub: pd.DataFrame) -> list[str]:
+MECHANISM = ("Our reading (a mechanism, not measured here): a redescending ψ treats an entry far above t·√v̂ as an "
+             "outlier and returns it near 0, so a gradient entry that grows and stays large is never followed and "
+             "v̂ never catches up; a clip caps it and lets v̂ grow.")
+
+
+def redescending_reading(sub: pd.DataFrame, explain: bool) -> list[str]:
     """Redescending ψ (which sends large entries back towards 0) against clipping ψ (which caps them),
-    and how the gap moves with t: the reading of why a shrink costs or saves."""
+    and how the gap moves with t: the reading of why Adam + shrinkage costs or saves."""
     fam = sub.assign(family=sub["psi"].map(lambda p: "redescending" if p in REDESCENDING else "clipping"))
     med = fam.groupby("family")["delta"].median()
     if len(med) < 2:
         return []
     by_t = fam[fam["family"] == "redescending"].groupby("t")["delta"].median()
-    return [f"  - {group}, {method}: redescending ψ ({', '.join(REDESCENDING)}) median Δ {med['redescending']:+.3f} "
-            f"against clipping ψ (hard, soft) {med['clipping']:+.3f}; redescending by t: "
-            + ", ".join(f"t={t:g} {d:+.3f}" for t, d in by_t.items()) + ". Our reading (a mechanism, not measured "
-            "here): a redescending ψ treats an entry far above t·√v̂ as an outlier and returns it near 0, so where large entries are signal (a gradient "
-            "entry that grows and stays large) v̂ never catches up and the entry is never followed; a clip "
-            "caps it and lets v̂ grow."]
+    line = (f"  - redescending ψ ({', '.join(REDESCENDING)}) median Δ {med['redescending']:+.3f} against clipping "
+            f"ψ (hard, soft) {med['clipping']:+.3f}; redescending by t: "
+            + ", ".join(f"t={t:g} {d:+.3f}" for t, d in by_t.items()) + ".")
+    if med["redescending"] > med["clipping"] and by_t.iloc[0] > by_t.iloc[-1]:
+        line += " The cost sits with the redescending ψ and shrinks as t grows." + (f" {MECHANISM}" if explain else "")
+    return [line]
 
 
 def claims(rows: list[dict]) -> list[dict]:
