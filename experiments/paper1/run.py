@@ -6,6 +6,7 @@ synthetic entry-wise Cauchy contamination (the regime where the theory predicts 
     python experiments/paper1/run.py                 # CPU preset: GPT on Shakespeare characters, 3 seeds
     python experiments/paper1/run.py --quick         # one seed, short runs (minutes) -> results/quick/paper1
     python experiments/paper1/run.py --ablate        # ψ variant × t ∈ {2,3,4} × clip position (make ablate-paper1)
+    python experiments/paper1/run.py --trace         # only the ShrinkAdamW trace (also part of the default run)
     python experiments/paper1/run.py --preset gpu --data-dir /path/to/fineweb10B   # GPT-2 124M on FineWeb shards
 
 Runs go through the one trainer (geomopt.train) as a resumable sweep: a killed sweep
@@ -137,10 +138,73 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
         "meta": run_meta(seed=configs[0].seed)})
 
 
+def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None:
+    """What ShrinkAdamW's ψ does in the clean seed-0 run, measured: every ``every`` steps, the share of
+    gradient entries beyond t·√v̂ (the ψ input |g|/s > t, read in a step pre-hook: exactly what ψ sees),
+    the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
+    parameter against the AdamW run with the same seed and data order, trained in lockstep."""
+    import dataclasses
+
+    import torch
+
+    from geomopt.results import run_meta, write_json
+    from geomopt.train.loop import Trainer
+
+    pick = {c.name.split("__")[1]: c for c in configs if c.name.startswith("clean__") and c.seed == configs[0].seed}
+    if "shrink_adamw" not in pick or "adamw" not in pick:
+        return
+    trainers = {m: Trainer(dataclasses.replace(pick[m], out=str(out / f"trace_scratch_{m}.jsonl"), checkpoint_every=0))
+                for m in ("shrink_adamw", "adamw")}
+    (opt,) = trainers["shrink_adamw"].optimizers
+    rows, before = [], {}
+
+    def beyond_t(optimizer, args, kwargs):
+        k = trainers["shrink_adamw"].step
+        if k % every or k == 0:
+            return
+        n_beyond = n_kept = n_all = 0
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                st = optimizer.state.get(p)
+                if p.grad is None or not st or st["shrink_step"] < group["warmup_steps"]:
+                    continue
+                scale = (st["exp_avg_sq"] / (1 - group["betas"][1] ** st["shrink_step"])).sqrt_().add_(group["eps"])
+                mask = (p.grad / scale).abs_() > group["t"]
+                n_beyond += int(mask.sum())
+                n_kept += int((mask & before[p]).sum()) if p in before else 0
+                n_all += mask.numel()
+                before[p] = mask
+        rows.append({"step": k, "frac_beyond_t": n_beyond / max(n_all, 1),
+                     "persistent_frac": n_kept / max(n_beyond, 1) if k > every else None})
+
+    opt.register_step_pre_hook(beyond_t)
+    for _ in range(trainers["shrink_adamw"].total_steps):
+        for t in trainers.values():
+            t.train_step(check=False)
+    rms = {m: rms_sqrt_vhat(t) for m, t in trainers.items()}
+    matrices = [n for n, p in trainers["adamw"].model.named_parameters() if p.ndim >= 2]
+    for m in trainers:
+        (out / f"trace_scratch_{m}.jsonl").unlink(missing_ok=True)
+    write_json(out / "shrink_trace.json", {
+        "what": " ".join(trace_shrink.__doc__.split()), "every": every, "rows": rows,
+        "t": opt.param_groups[0]["t"], "psi": opt.param_groups[0]["psi"], "steps": trainers["adamw"].step,
+        "rms_sqrt_vhat_ratio": {n: rms["shrink_adamw"][n] / rms["adamw"][n] for n in rms["adamw"]},
+        "matrices": matrices, "meta": run_meta(seed=pick["adamw"].seed)})
+
+
+def rms_sqrt_vhat(trainer) -> dict[str, float]:
+    """RMS of √v̂ (Adam's bias-corrected second moment) of each parameter of a one-optimizer run."""
+    (opt,) = trainer.optimizers
+    beta2 = opt.param_groups[0]["betas"][1]
+    return {n: float((opt.state[p]["exp_avg_sq"] / (1 - beta2 ** float(opt.state[p]["step"]))).mean().sqrt())
+            for n, p in trainer.model.named_parameters() if opt.state.get(p)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, short runs")
     ap.add_argument("--ablate", action="store_true", help="ψ × t (× position) ablation, seed 0: clean shrinkage, then the Cauchy control")
+    ap.add_argument("--trace", action="store_true", help="only the ShrinkAdamW trace (shrink_trace.json; ~2 min), no sweep")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--out", type=Path, help="results directory (default results/paper1, quick: results/quick/paper1)")
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
@@ -163,10 +227,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} transform={c.grad_transform or '-'} "
                   f"clip={c.grad_clip} tokens={c.total_tokens or c.steps} -> {c.out_path}")
         return 0
+    if args.trace:
+        trace_shrink(configs, out)
+        print(f"paper1: {out / 'shrink_trace.json'}")
+        return 0
     with sweep_session(out / ("ablation" if args.ablate else "")) as start:
         outcomes = run_sweep(configs, since=start, jobs=args.jobs)
         if not args.ablate:
             measure_step_cost(configs, out, reps=5 if args.quick else 30)
+            trace_shrink(configs, out)
     bad = [o.name for o in outcomes if o.status == "nonfinite"]
     print(f"paper1: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0
