@@ -19,6 +19,7 @@ help:
 	@echo "make figures              every figure under figures/ from results/ (never trains)"
 	@echo "make reproduce-paperN     one paper end to end at the CPU preset (N = 1..4; QUICK=1 short)"
 	@echo "make reproduce-all        all four papers"
+	@echo "make ablate-paper1       paper 1's ψ × t × position ablation (after reproduce-paper1)"
 	@echo "make bench [QUICK=1]      benchmarks against torch.optim -> results/bench/"
 	@echo "make data                 locate / install the offline datasets"
 	@echo "make readme-table         regenerate the README results table from results/"
@@ -56,5 +57,8 @@ reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4: reproduce-%
 reproduce-all: $(STAMP)
 	$(PYTHON) experiments/reproduce.py paper1 paper2 paper3 paper4 $(QFLAG)
 
+# the ablation's baselines are the main runs (make reproduce-paper1 first); then its report section and figure
 ablate-paper1: $(STAMP)
 	$(PYTHON) experiments/paper1/run.py --ablate $(QFLAG)
+	$(PYTHON) experiments/paper1/report.py --results results/$(if $(QUICK),quick,)
+	$(PYTHON) -m geomopt figures --results results/$(if $(QUICK),quick,) --out figures/$(if $(QUICK),quick,) --only paper1/ablation
