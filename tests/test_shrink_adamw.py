@@ -168,3 +168,26 @@ def test_registry_builds_shrink_adamw():
 
     (opt,) = build_optimizers("shrink_adamw", _model(), {"t": 2.0})
     assert isinstance(opt, ShrinkAdamW) and opt.defaults["psi"] == "smooth" and opt.defaults["t"] == 2.0
+
+
+def test_psi_inputs_are_what_psi_sees():
+    """psi_inputs() gives y = g ⊘ s with s = √v̂_prev + δ, the input of ψ in the next step: clipping it at t and
+    scaling back by s is the shrunk gradient that v then sees; none before warm-up ends or when position='post'."""
+    p = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    b2, eps, t = 0.75, 1e-8, 2.0
+    opt = ShrinkAdamW([p], betas=(0.5, b2), eps=eps, weight_decay=0.0, psi="hard", t=t, warmup_steps=1)
+    p.grad = torch.tensor([1.0, -1.0, 2.0])
+    assert opt.psi_inputs() == {}  # before the first step: nothing to scale by
+    opt.step()
+    p.grad = torch.tensor([10.0, -0.5, -100.0])
+    v = opt.state[p]["exp_avg_sq"].clone()
+    (y, t_p), = opt.psi_inputs().values()
+    s = (v / (1 - b2)).sqrt() + eps
+    torch.testing.assert_close(y, p.grad / s)
+    assert t_p == t
+    opt.step()
+    torch.testing.assert_close(opt.state[p]["exp_avg_sq"], b2 * v + (1 - b2) * (s * y.clamp(-t, t)) ** 2)
+    post = ShrinkAdamW([torch.nn.Parameter(torch.ones(2))], psi="hard", position="post", warmup_steps=1)
+    post.param_groups[0]["params"][0].grad = torch.ones(2)
+    post.step()
+    assert post.psi_inputs() == {}

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import tomllib
 from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
-from geomopt.train.sweep import method_config, run_sweep, sweep_session
+from geomopt.train.sweep import add_jobs_argument, method_config, run_sweep, sweep_session
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
@@ -140,12 +139,10 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
 
 def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None:
     """What ShrinkAdamW's ψ does in the clean seed-0 run, measured: every ``every`` steps, the share of
-    gradient entries beyond t·√v̂ (the ψ input |g|/s > t, read in a step pre-hook: exactly what ψ sees),
+    gradient entries beyond t·√v̂ (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a step pre-hook),
     the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
     parameter against the AdamW run with the same seed and data order, trained in lockstep."""
     import dataclasses
-
-    import torch
 
     from geomopt.results import run_meta, write_json
     from geomopt.train.loop import Trainer
@@ -163,17 +160,12 @@ def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None
         if k % every or k == 0:
             return
         n_beyond = n_kept = n_all = 0
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                st = optimizer.state.get(p)
-                if p.grad is None or not st or st["shrink_step"] < group["warmup_steps"]:
-                    continue
-                scale = (st["exp_avg_sq"] / (1 - group["betas"][1] ** st["shrink_step"])).sqrt_().add_(group["eps"])
-                mask = (p.grad / scale).abs_() > group["t"]
-                n_beyond += int(mask.sum())
-                n_kept += int((mask & before[p]).sum()) if p in before else 0
-                n_all += mask.numel()
-                before[p] = mask
+        for p, (y, t) in optimizer.psi_inputs().items():
+            mask = y.abs_() > t
+            n_beyond += int(mask.sum())
+            n_kept += int((mask & before[p]).sum()) if p in before else 0
+            n_all += mask.numel()
+            before[p] = mask
         rows.append({"step": k, "frac_beyond_t": n_beyond / max(n_all, 1),
                      "persistent_frac": n_kept / max(n_beyond, 1) if k > every else None})
 
@@ -208,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--out", type=Path, help="results directory (default results/paper1, quick: results/quick/paper1)")
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="runs at a time, each with one thread when > 1 (default: 2 on a machine with 2+ cores)")
+    add_jobs_argument(ap)
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     args = ap.parse_args(argv)

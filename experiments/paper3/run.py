@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 from geomopt.report.budget import train_nll_at
 from geomopt.results import REPO_ROOT, read_run
 from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
-from geomopt.train.sweep import as_overrides, run_sweep, sweep_session, toml_value
+from geomopt.train.sweep import add_jobs_argument, as_overrides, run_sweep, sweep_session, toml_value
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -186,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cifar-dir", default="", help="CIFAR-10 python batches for --preset gpu (or $GEOMOPT_CIFAR10)")
     ap.add_argument("--fineweb-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
     ap.add_argument("--tasks", nargs="+", choices=("image", "gpt"), default=["image", "gpt"])
-    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="runs at a time, each with one thread when > 1 (default: 2 on a machine with 2+ cores)")
+    add_jobs_argument(ap)
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     ap.add_argument("--image-override", action="append", default=[], metavar="KEY=VALUE",
                     help="override applied to every image run (repeatable)")

@@ -141,6 +141,21 @@ class ShrinkAdamW(torch.optim.Optimizer):
         return pre_shrink_(buf, g, state["exp_avg_sq"], 1.0 - group["betas"][1] ** k_prev, group["eps"],
                            group["psi"], group["t"], group["slope"], group["gamma"], scale, work)
 
+    @torch.no_grad()
+    def psi_inputs(self) -> dict[Tensor, tuple[Tensor, float]]:
+        """``y = g ⊘ s`` and ``t`` of every parameter whose next step shrinks its gradient (pre-clipping,
+        past warm-up): what ψ will see. A diagnostic that allocates; ``step`` never calls it."""
+        out = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if p.grad is None or not state or group["position"] != "pre" or not self._shrinks(group, state):
+                    continue
+                bc2 = 1.0 - group["betas"][1] ** state["shrink_step"]
+                scale = state["exp_avg_sq"].sqrt().mul_(bc2 ** -0.5).add_(group["eps"])
+                out[p] = (zero_nonfinite_(p.grad / scale), group["t"])
+        return out
+
     @staticmethod
     def _shrinks(group: dict, state: dict) -> bool:
         return group["psi"] is not None and state["shrink_step"] >= group["warmup_steps"]

@@ -124,6 +124,12 @@ def _since(path: Path, start: float) -> bool:
     return path.exists() and os.path.getmtime(path) >= start
 
 
+def add_jobs_argument(ap) -> None:
+    """The ``--jobs`` option of every paper's run.py (see ``run_sweep``)."""
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="runs at a time, each with one thread when > 1 (default: 2 on a machine with 2+ cores)")
+
+
 def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: int = 1) -> list[SweepOutcome]:
     """Train ``configs`` in order. Results and checkpoints written before ``since`` (the session
     start from ``sweep_session``) are not reused: those runs train from scratch. ``jobs`` > 1
