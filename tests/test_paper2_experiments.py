@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import require_data
 
 from geomopt.results import REPO_ROOT, read_json
 
@@ -73,6 +74,7 @@ def test_bad_override_exits_2(runner, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
+    require_data("fashion_mnist")  # the tiny image runs read Fashion-MNIST
     out = tmp_path_factory.mktemp("p2") / "results" / "paper2"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/run.py"), "--quick", "--out", str(out),
                         "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True, timeout=120,

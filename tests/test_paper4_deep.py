@@ -66,7 +66,7 @@ def test_runs_written_before_the_classes_field_still_match():
     assert not _same_config(old, TrainConfig(task="image", dataset="digits", steps=1, classes=[0, 1]))
 
 
-def test_deep_quick_pretrains_through_the_trainer_and_reloads_theta0(tmp_path):
+def test_deep_quick_pretrains_through_the_trainer_and_reloads_theta0(tmp_path, fashion_mnist):
     from deep import D_P_CLASSES, run_deep
 
     rec = run_deep(tmp_path, quick=True)

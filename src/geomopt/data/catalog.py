@@ -72,7 +72,12 @@ def install_fashion_mnist() -> str:
         return "not root: run `sudo apt-get install -y dataset-fashion-mnist`"
     if shutil.which("apt-get") is None:
         return "apt-get not found: get Fashion-MNIST's idx files into /usr/share/datasets/fashion-mnist/"
-    rc = subprocess.call(["apt-get", "install", "-y", "dataset-fashion-mnist"], stdout=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"]
+    rc = subprocess.call(install, stdout=sys.stderr, env=env)
+    if rc != 0:  # a fresh machine has no package lists yet: fetch them once, then retry
+        subprocess.call(["apt-get", "update", "-q"], stdout=sys.stderr, env=env)
+        rc = subprocess.call(install, stdout=sys.stderr, env=env)
     return "installed" if rc == 0 else f"apt-get failed (exit {rc})"
 
 
