@@ -1,0 +1,197 @@
+"""Gradient noise per parameter class, each statistic next to a Gaussian control.
+
+For a model's minibatch noise N_b = g_b − ḡ (``gradient_noise``; b = 1..n samples) we
+report, per class of ``classes.PARAM_CLASSES`` (spec §0, §3.6, §4 E1):
+
+* α̂: Simsekli's tail index on the class's entries in a *random order*. In the stored
+  order a block of consecutive entries is one row (one token's embedding, one output
+  unit): its sum mixes one scale and correlated entries, and α̂ then reads 2.5–∞ on real
+  noise. Shuffled, iid Gaussian reads 2, iid Cauchy 1.
+* Hill's α̂ on the same entries (plateau median, ``hill_alpha``);
+* L/L_G (``normalized_localization_ratio``) and the spectral-norm cut ‖N‖₂ / ‖clip_c(N)‖₂
+  by entry-wise clipping at c = 3·1.4826·MAD, per sample matrix (a vector is a 1×d matrix),
+  mean over samples, median over the class's parameters;
+* every one of them again on a **Gaussian surrogate**: Z·s_ij with s_ij the entry's robust
+  scale (``entry_scale``: robust row scale × robust column scale, over the samples).
+  Unequal scales alone (rows of different tokens, parameters of different sizes pooled in
+  one class) push α̂ below 2 and raise the clip cut; the surrogate has the same scales and no
+  tails, so only the difference reads as heavy tails. The scales are medians, not mean
+  squares, on purpose: a mean square absorbs the very outliers it should expose (the
+  surrogate of iid Cauchy noise would read α̂ ≈ 1 too).
+
+The reading (``reading``) applies a stated rule to these numbers, see ``RULE``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from geomopt.noise.classes import PARAM_CLASSES, parameter_classes
+from geomopt.noise.gradient_noise import gradient_noise
+from geomopt.noise.localization import normalized_localization_ratio, spectral_norms_around_clip
+from geomopt.noise.tail_index import hill_alpha, simsekli_alpha
+from geomopt.optim.grad_transforms import MAD_TO_SIGMA
+
+ALPHA_MARGIN = 0.3  # heavy-tailed: α̂ at least this far below the surrogate's α̂
+CUT_FACTOR = 1.5  # localized: clipping cuts ‖N‖₂ at least this many times more than the surrogate's
+RULE = (f"heavy-tailed ⇔ α̂ ≤ α̂_surrogate − {ALPHA_MARGIN}; localized ⇔ clip cut ≥ {CUT_FACTOR} × the "
+        "surrogate's; entry-wise clipping is predicted to help where both hold (last measured point)")
+
+
+def shuffled_alpha(x: Tensor, generator: torch.Generator) -> float:
+    """Simsekli's α̂ on the entries of ``x`` in a random order."""
+    v = torch.as_tensor(x).reshape(-1)
+    return simsekli_alpha(v[torch.randperm(v.numel(), generator=generator)])
+
+
+def _matrices(samples: Tensor) -> Tensor:
+    """(n, *shape) -> (n, m, k): a vector is a 1×d matrix, a conv filter (out, in·kh·kw)."""
+    n = samples.shape[0]
+    if samples.ndim <= 2:
+        return samples.reshape(n, 1, -1)
+    return samples.reshape(n, samples.shape[1], -1)
+
+
+def _median(x: Tensor, dim: int) -> Tensor:
+    """The median along ``dim`` (the mean of the two middle values for an even count)."""
+    a = x.sort(dim=dim).values
+    n = a.shape[dim]
+    mid = a.narrow(dim, n // 2, 1)
+    if n % 2 == 0:
+        mid = 0.5 * (mid + a.narrow(dim, n // 2 - 1, 1))
+    return mid.squeeze(dim)
+
+
+def entry_scale(samples: Tensor) -> Tensor:
+    """Each entry's robust scale s_ij = r_i·c_j, from samples (n, *shape) of one parameter viewed
+    as matrices (n, m, k): r_i = 1.4826·median_{b,j} |N_b,ij| (a row: one token, one unit) and
+    c_j = 1.4826·median_{b,i} |N_b,ij| / r_i over rows with r_i > 0. σ_ij for Gaussian noise of
+    separable scales. Each median runs over many entries, so the surrogate has no scale noise of
+    its own: per-entry medians over 8 samples make a Gaussian's surrogate read L/L_G ≈ 1.45 where
+    the Gaussian reads 0.98. A row that is zero in most samples (a rare token) gets r_i ≈ 0."""
+    a = _matrices(samples.abs())
+    n, m, k = a.shape
+    r = MAD_TO_SIGMA * _median(a.transpose(0, 1).reshape(m, n * k), 1)
+    live = r > 0
+    if not bool(live.any()):
+        return torch.zeros(samples.shape[1:], dtype=samples.dtype)
+    ratio = (a[:, live] / r[live, None]).permute(2, 0, 1).reshape(k, -1)
+    c = MAD_TO_SIGMA * _median(ratio, 1)
+    return (r[:, None] * c[None, :]).reshape(samples.shape[1:])
+
+
+def gaussian_surrogate(samples: Tensor, generator: torch.Generator) -> Tensor:
+    """Gaussian noise of the same shape whose entries have the per-entry scales of ``samples``."""
+    z = torch.randn(samples.shape, generator=generator, dtype=samples.dtype)
+    return z * entry_scale(samples)
+
+
+def _finite_mean(values: list[float]) -> float:
+    kept = [v for v in values if math.isfinite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def spectral_stats(samples: Tensor) -> dict[str, float]:
+    """Mean over samples of L/L_G and of ‖N‖₂/‖clip_c(N)‖₂ (NaN when there is nothing to measure:
+    a single entry, or noise that is all zero)."""
+    mats = _matrices(samples)
+    if mats.shape[1] * mats.shape[2] < 2:
+        return {"L_over_LG": math.nan, "clip_cut": math.nan}
+    loc, cut = [], []
+    for e in mats:
+        norms = spectral_norms_around_clip(e)
+        loc.append(float(normalized_localization_ratio(e)))
+        cut.append(float(norms["before"] / norms["after"]))
+    return {"L_over_LG": _finite_mean(loc), "clip_cut": _finite_mean(cut)}
+
+
+def _tail(entries: Tensor, generator: torch.Generator) -> dict[str, float]:
+    v = entries.reshape(-1)
+    if (v != 0).sum() < 16:  # too few entries for either estimator
+        return {"alpha": math.nan, "hill": math.nan}
+    return {"alpha": shuffled_alpha(v, generator), "hill": hill_alpha(v)}
+
+
+def _median_of(values: list[float]) -> float:
+    kept = sorted(v for v in values if math.isfinite(v))
+    if not kept:
+        return math.nan
+    mid = len(kept) // 2
+    return kept[mid] if len(kept) % 2 else 0.5 * (kept[mid - 1] + kept[mid])
+
+
+def noise_table(noise: dict[str, Tensor], classes: dict[str, str], generator: torch.Generator) -> dict[str, Any]:
+    """Per-parameter and per-class statistics of noise samples ``noise[name]`` of shape (n, *shape),
+    each with its ``*_surrogate`` twin. Returns ``{"classes": {cls: row}, "params": {name: row}}``."""
+    params, pooled = {}, {c: ([], []) for c in PARAM_CLASSES}
+    for name, samples in noise.items():
+        cls = classes[name]
+        samples = samples.detach().double()
+        surrogate = gaussian_surrogate(samples, generator)
+        real_s, surr_s = spectral_stats(samples), spectral_stats(surrogate)
+        params[name] = {"class": cls, "shape": list(samples.shape[1:]),
+                        **{k: v for k, v in _tail(samples, generator).items()},
+                        **{f"{k}_surrogate": v for k, v in _tail(surrogate, generator).items()},
+                        **real_s, **{f"{k}_surrogate": v for k, v in surr_s.items()}}
+        pooled[cls][0].append(samples.reshape(samples.shape[0], -1))
+        pooled[cls][1].append(surrogate.reshape(samples.shape[0], -1))
+    table = {}
+    for cls in PARAM_CLASSES:
+        names = [n for n, p in params.items() if p["class"] == cls]
+        if not names:
+            continue
+        real, surr = torch.cat(pooled[cls][0], 1), torch.cat(pooled[cls][1], 1)
+        row = {"params": len(names), "entries": real.shape[1],
+               **_tail(real, generator), **{f"{k}_surrogate": v for k, v in _tail(surr, generator).items()}}
+        if real.shape[0] >= 8:  # C1's "survives averaging": α̂ of the mean of 4 samples
+            k = real.shape[0] // 4 * 4
+            row["alpha_avg4"] = _tail(real[:k].reshape(-1, 4, real.shape[1]).mean(1), generator)["alpha"]
+        for key in ("L_over_LG", "clip_cut"):
+            row[key] = _median_of([params[n][key] for n in names])
+            row[f"{key}_surrogate"] = _median_of([params[n][f"{key}_surrogate"] for n in names])
+        table[cls] = {**row, **classify(row)}
+    return {"classes": table, "params": params}
+
+
+def classify(row: dict[str, float]) -> dict[str, bool]:
+    """The rule of ``RULE`` on one class's row (a NaN comparison is False: not shown)."""
+    heavy = row["alpha"] <= row["alpha_surrogate"] - ALPHA_MARGIN
+    localized = row["clip_cut"] >= CUT_FACTOR * row["clip_cut_surrogate"]
+    return {"heavy_tailed": bool(heavy), "localized": bool(localized), "clipping_helps": bool(heavy and localized)}
+
+
+def reading(classes: dict[str, dict]) -> str:
+    """One line from the class rows of one point: where clipping is predicted to help, and why."""
+    groups: dict[str, list[str]] = {}
+    for cls, row in classes.items():
+        if row["clipping_helps"]:
+            key = "heavy-tailed and localized: entry-wise clipping predicted to help there"
+        elif row["heavy_tailed"]:
+            key = "heavy-tailed but not localized (clipping cuts ‖N‖₂ no more than for Gaussian noise of the same scales)"
+        elif row["localized"]:
+            key = "localized but not heavy-tailed (α̂ close to its Gaussian surrogate's)"
+        else:
+            key = "Gaussian-like against their surrogate: no gain predicted from entry-wise clipping"
+        groups.setdefault(key, []).append(f"{cls} (α̂ {row['alpha']:.2f} vs {row['alpha_surrogate']:.2f}, "
+                                          f"cut {row['clip_cut']:.2f}× vs {row['clip_cut_surrogate']:.2f}×)")
+    order = sorted(groups, key=lambda k: not k.startswith("heavy-tailed and"))
+    return "; ".join(f"{' and '.join(groups[k])} {k}" for k in order)
+
+
+def measure(model: nn.Module, loss_fn: Callable[[nn.Module, Any], Tensor], draw: Callable[[], Any],
+            large: int = 8, samples: int = 8, seed: int = 0) -> dict[str, Any]:
+    """The per-class noise table of ``model`` now: ``samples`` minibatches from ``draw()`` against
+    the mean gradient of ``large`` others (eval mode: no dropout; ``.grad`` untouched)."""
+    if samples < 4 or large < 1:
+        raise ValueError(f"need samples >= 4 and large >= 1, got samples={samples}, large={large}")
+    was_training = model.training
+    model.eval()
+    try:
+        noise = gradient_noise(model, loss_fn, [draw() for _ in range(samples)], [draw() for _ in range(large)])
+    finally:
+        model.train(was_training)
+    return noise_table(noise, parameter_classes(model), torch.Generator().manual_seed(seed))
