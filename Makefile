@@ -10,7 +10,7 @@ QFLAG := $(if $(QUICK),--quick,)
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: help setup test theory figures bench data readme-table \
+.PHONY: help setup test theory figures bench data readme-table noise \
         reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4 reproduce-all ablate-paper1
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make bench [QUICK=1]      benchmarks against torch.optim -> results/bench/"
 	@echo "make data                 locate / install the offline datasets"
 	@echo "make readme-table         regenerate the README results table from results/"
+	@echo "make noise CONFIG=x.toml  gradient noise per parameter class of a trainer config -> results/noise/"
 
 setup: $(STAMP)
 
@@ -53,6 +54,10 @@ data: $(STAMP)
 
 readme-table: $(STAMP)
 	$(PYTHON) -m geomopt readme-table
+
+CONFIG ?= experiments/presets/cpu/gpt.toml
+noise: $(STAMP)
+	$(PYTHON) -m geomopt noise $(CONFIG) $(ARGS)
 
 reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4: reproduce-%: $(STAMP)
 	$(PYTHON) experiments/reproduce.py $* $(QFLAG)

@@ -8,11 +8,11 @@ per-entry scales (``geomopt.noise.per_class``). Prints the table and a one-line 
 writes ``noise.json`` (the results format, with provenance) and ``noise.png`` / ``.pdf``.
 
 Options:
-  --steps N       length of the measured run in optimizer steps (default 100; the config's own
-                  length when shorter; 0 = the config's length). Sets steps=N, so the config's
-                  schedule is compressed to N steps; its warm-up is kept as given.
+  --steps N       length of the measured run in optimizer steps (default 50; the config's own
+                  length when shorter; 0 = the config's length). Sets steps=N: the config's
+                  schedule compressed to N steps, its warm-up scaled by the same factor.
   --init-only     measure at initialization only (no training)
-  --points LIST   percentages of the run to measure at (default 0,5,50,100)
+  --points LIST   percentages of the run to measure at (default 0,25,50,100)
   --samples n     minibatches whose noise is measured (default 8, >= 4)
   --large K       minibatches of the large-batch mean gradient ḡ (default 8)
   --seed S        seed of the shuffles and surrogates (the run's seed is the config's)
@@ -31,8 +31,8 @@ import shlex
 import sys
 from pathlib import Path
 
-DEFAULTS = {"steps": 100, "points": "0,5,50,100", "samples": 8, "large": 8, "seed": 0}
-USAGE = "usage: python -m geomopt noise CONFIG.toml [key=value ...] [--steps N] [--init-only] [--points 0,5,50,100] " \
+DEFAULTS = {"steps": 50, "points": "0,25,50,100", "samples": 8, "large": 8, "seed": 0}
+USAGE = "usage: python -m geomopt noise CONFIG.toml [key=value ...] [--steps N] [--init-only] [--points 0,25,50,100] " \
         "[--samples n] [--large K] [--seed S] [--out DIR]"
 
 
@@ -138,14 +138,15 @@ def main(argv: list[str] | None = None) -> int:
 
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     command = "python -m geomopt noise " + shlex.join(argv)
+    base = [*args.overrides, "progress=false", "checkpoint_every=0", "max_steps_per_call=0"]
     try:
-        cfg = load_config(args.config, [*args.overrides, "progress=false", "checkpoint_every=0",
-                                        "max_steps_per_call=0"])
+        cfg = load_config(args.config, base)
         trainer = Trainer(cfg, command=command)
-        if args.steps and trainer.total_steps > args.steps:  # the short run: the same config, N steps
-            cfg = load_config(args.config, [*args.overrides, "progress=false", "checkpoint_every=0",
-                                            "max_steps_per_call=0", f"steps={args.steps}", "total_tokens=0",
-                                            "epochs=0"])
+        own = trainer.total_steps
+        if args.steps and own > args.steps:  # the short run: the config's schedule compressed to N steps
+            warmup = round(cfg.warmup_steps * args.steps / own)
+            cfg = load_config(args.config, [*base, f"steps={args.steps}", "total_tokens=0", "epochs=0",
+                                            f"warmup_steps={warmup}"])
             trainer = Trainer(cfg, command=command)
     except (ConfigError, DataMissing) as e:
         print(f"noise: {e}", file=sys.stderr)

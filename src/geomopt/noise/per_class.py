@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from geomopt.noise.classes import PARAM_CLASSES, parameter_classes
 from geomopt.noise.gradient_noise import gradient_noise
-from geomopt.noise.localization import normalized_localization_ratio, spectral_norms_around_clip
+from geomopt.noise.localization import gaussian_localization, spectral_norm
 from geomopt.noise.tail_index import hill_alpha, simsekli_alpha
 from geomopt.optim.grad_transforms import MAD_TO_SIGMA
 
@@ -42,10 +42,22 @@ RULE = (f"heavy-tailed ⇔ α̂ ≤ α̂_surrogate − {ALPHA_MARGIN}; localized
         "surrogate's; entry-wise clipping is predicted to help where both hold (last measured point)")
 
 
+MAX_ENTRIES = 1 << 20  # tail estimators read a random subset of this many entries (sorting 10⁷ is slow)
+
+
 def shuffled_alpha(x: Tensor, generator: torch.Generator) -> float:
     """Simsekli's α̂ on the entries of ``x`` in a random order."""
     v = torch.as_tensor(x).reshape(-1)
     return simsekli_alpha(v[torch.randperm(v.numel(), generator=generator)])
+
+
+def random_entries(x: Tensor, generator: torch.Generator, limit: int = MAX_ENTRIES) -> Tensor:
+    """The entries of ``x`` in a random order, at most ``limit`` of them (drawn with replacement
+    beyond it: the estimators then read the same distribution at the same quantiles)."""
+    v = x.reshape(-1)
+    if v.numel() <= limit:
+        return v[torch.randperm(v.numel(), generator=generator)]
+    return v[torch.randint(v.numel(), (limit,), generator=generator)]
 
 
 def _matrices(samples: Tensor) -> Tensor:
@@ -95,25 +107,27 @@ def _finite_mean(values: list[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def spectral_stats(samples: Tensor) -> dict[str, float]:
-    """Mean over samples of L/L_G and of ‖N‖₂/‖clip_c(N)‖₂ (NaN when there is nothing to measure:
-    a single entry, or noise that is all zero)."""
+def spectral_stats(samples: Tensor, k: float = 3.0) -> dict[str, float]:
+    """Mean over samples of L/L_G and of the cut ‖N‖₂/‖clip_c(N)‖₂, c = k·1.4826·MAD of each
+    sample matrix (``spectral_norms_around_clip``, batched). NaN when there is nothing to
+    measure: a single entry, or noise that is all zero."""
     mats = _matrices(samples)
-    if mats.shape[1] * mats.shape[2] < 2:
+    n, m, cols = mats.shape
+    if m * cols < 2:
         return {"L_over_LG": math.nan, "clip_cut": math.nan}
-    loc, cut = [], []
-    for e in mats:
-        norms = spectral_norms_around_clip(e)
-        loc.append(float(normalized_localization_ratio(e)))
-        cut.append(float(norms["before"] / norms["after"]))
-    return {"L_over_LG": _finite_mean(loc), "clip_cut": _finite_mean(cut)}
+    before = spectral_norm(mats)
+    c = (k * MAD_TO_SIGMA * mats.abs().reshape(n, -1).median(1).values)[:, None, None]
+    after = spectral_norm(torch.clamp(mats, -c, c))
+    loc = mats.abs().amax((1, 2)) / before / gaussian_localization(m, cols)
+    return {"L_over_LG": _finite_mean(loc.tolist()), "clip_cut": _finite_mean((before / after).tolist())}
 
 
 def _tail(entries: Tensor, generator: torch.Generator) -> dict[str, float]:
-    v = entries.reshape(-1)
+    """Shuffled Simsekli α̂ and Hill's α̂ on (a random subset of) the entries."""
+    v = random_entries(entries, generator)
     if (v != 0).sum() < 16:  # too few entries for either estimator
         return {"alpha": math.nan, "hill": math.nan}
-    return {"alpha": shuffled_alpha(v, generator), "hill": hill_alpha(v)}
+    return {"alpha": simsekli_alpha(v), "hill": hill_alpha(v)}
 
 
 def _median_of(values: list[float]) -> float:
