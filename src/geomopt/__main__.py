@@ -7,9 +7,9 @@ import sys
 
 COMMANDS = {
     "train": ("geomopt.train.cli", "Train one run from a TOML config (key=value overrides, --resume)."),
+    "noise": ("geomopt.noise.diagnostic", "Gradient noise per parameter class of a trainer config (paper 1)."),
     "figures": ("geomopt.report.figures", "Regenerate every figure under figures/ from results/."),
     "data": ("geomopt.data.catalog", "Locate or install the offline datasets; say what is missing."),
-    "noise": ("geomopt.noise.diagnostic", "Gradient noise per parameter class of a trainer config (paper 1)."),
     "readme-table": ("geomopt.report.readme", "Write the README's results table from results/."),
 }
 

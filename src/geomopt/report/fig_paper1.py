@@ -116,28 +116,6 @@ def draw_curves_cauchy(inputs: dict, out_base: Path) -> None:
     _draw_group(inputs, out_base, "cauchy", "with entry-wise Cauchy contamination (ε = 0.02)")
 
 
-@figure("paper1/real_noise", needs=["theory/real_noise.json"])
-def draw_real_noise(inputs: dict, out_base: Path) -> None:
-    """Per hidden matrix: tail index and localization of our GPT's gradient noise over training."""
-    points = _record(inputs, "real_noise")["points"]
-    labels = list(points)
-    layers = list(points[labels[-1]]["layers"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for key, ax, ylabel in (("alpha_simsekli", axes[0], "tail index α̂ (Simsekli)"),
-                            ("localization_over_gaussian", axes[1], "L / L_Gaussian"),
-                            ("clip_spectral_ratio", axes[2], "‖N‖₂ / ‖clip(N)‖₂")):
-        for i, layer in enumerate(layers):
-            ax.plot(labels, [points[p]["layers"][layer][key] for p in labels], marker="o", lw=1,
-                    color=plt.cm.viridis(i / max(1, len(layers) - 1)), label=layer.replace(".weight", ""))
-        ax.set_xlabel("point of the run")
-        ax.set_ylabel(ylabel)
-    axes[0].axhline(2, color="k", ls=":", lw=0.8)
-    axes[0].axhline(1, color="r", ls=":", lw=0.8)
-    axes[1].axhline(1, color="k", ls=":", lw=0.8)
-    axes[2].legend(fontsize=6, ncol=2)
-    save_figure(fig, out_base)
-
-
 @figure("paper1/ablation", needs=["paper1/ablation/runs/*.jsonl"], optional=["paper1/runs/*.jsonl"])
 def draw_ablation(inputs: dict, out_base: Path) -> None:
     """Final validation loss of each ψ × t (× position) variant minus its baseline's (same seed);

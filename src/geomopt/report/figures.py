@@ -18,6 +18,7 @@ from geomopt.results import REPO_ROOT, read_json, read_run
 
 # Modules that register figures; each paper adds its own.
 FIGURE_MODULES: list[str] = [
+    "geomopt.report.fig_noise",
     "geomopt.report.fig_paper4",
     "geomopt.report.fig_paper3",
     "geomopt.report.fig_paper2",
