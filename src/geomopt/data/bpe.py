@@ -137,7 +137,7 @@ def shakespeare_bpe_dir(root: str | os.PathLike = "", build_missing: bool = True
 
     root = Path(root) if root else DEFAULT_ROOT
     train_text, val_text = shakespeare_split(VAL_FRACTION)
-    key = build_key(train_text, val_text)
+    key = build_key(train_text, val_text, VOCAB_SIZE, VAL_FRACTION)
     directory = root / key_hash(key)
     if is_built(directory):
         return directory
@@ -146,7 +146,7 @@ def shakespeare_bpe_dir(root: str | os.PathLike = "", build_missing: bool = True
                           "(make data) builds it, or train once with dataset=shakespeare_bpe")
     if log:
         log(f"shakespeare_bpe: building the tokenizer and shards in {directory} (about 10 s)")
-    build(train_text, val_text, directory, key=key)
+    build(train_text, val_text, directory, VOCAB_SIZE, key=key)
     for old in root.iterdir():  # stale builds of an older builder or text
         if old.is_dir() and old != directory and not old.name.startswith("."):
             shutil.rmtree(old, ignore_errors=True)
