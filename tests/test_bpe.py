@@ -8,10 +8,12 @@ import pytest
 
 from geomopt.data import DataMissing, bpe, text
 from geomopt.data.text import load_text, read_shard
+from geomopt.report import fig_lm
 from geomopt.results import read_run
 from geomopt.train import load_config, run
 
 SMOKE = str(Path(__file__).resolve().parents[1] / "experiments" / "presets" / "cpu" / "smoke.toml")
+GPT_BPE = str(Path(__file__).resolve().parents[1] / "experiments" / "presets" / "cpu" / "gpt_bpe.toml")
 WORDS = ("thou", "art", "the", "king", "of", "Denmark", "and", "I", "shall", "not", "be", "moved", "rare",
          "whither", "Ophelia", "sweet", "prince", "good", "night", "'tis", "nobler", "in", "mind", "to", "suffer")
 
@@ -94,3 +96,11 @@ def test_short_gpt_run_on_bpe_shards(tmp_path):
     assert meta["status"] == "completed" and len(losses) == 2
     assert abs(losses[0] - np.log(bpe.build_info(d)["vocab_size_built"])) < 0.5  # starts near uniform
     assert losses[1] < losses[0] - 0.3
+    fig_lm.baseline_curve({"m.jsonl": (meta, rows)}, tmp_path / "fig" / "curve")  # the baseline figure draws
+    assert (tmp_path / "fig" / "curve.png").stat().st_size > 0
+
+
+def test_cpu_preset_is_the_bpe_task_at_two_million_tokens_or_more():
+    cfg = load_config(GPT_BPE)
+    assert cfg.dataset == "shakespeare_bpe" and cfg.schedule == "warmdown" and cfg.total_tokens >= 2_000_000
+    assert 4 * cfg.eval_tokens <= 292_331 * 0.9  # report + selection parts of the val stream stay disjoint
