@@ -104,3 +104,16 @@ def test_cpu_preset_is_the_bpe_task_at_two_million_tokens_or_more():
     cfg = load_config(GPT_BPE)
     assert cfg.dataset == "shakespeare_bpe" and cfg.schedule == "warmdown" and cfg.total_tokens >= 2_000_000
     assert 4 * cfg.eval_tokens <= 292_331 * 0.9  # report + selection parts of the val stream stay disjoint
+
+
+def test_make_data_builds_the_bpe_shards_and_reports_them(tmp_path, monkeypatch, capsys):
+    from geomopt.data import catalog
+
+    monkeypatch.setattr(text, "shakespeare_split", lambda val_fraction: small_corpus())
+    monkeypatch.setattr(bpe, "VOCAB_SIZE", 400)
+    monkeypatch.setattr(bpe, "DEFAULT_ROOT", tmp_path / "cache")
+    monkeypatch.setattr(catalog, "install_fashion_mnist", lambda: "not attempted in this test")
+    assert catalog.main([]) == 0 and "shakespeare_bpe MISSING" in capsys.readouterr().out
+    assert catalog.main(["--install"]) == 0
+    out = capsys.readouterr().out
+    assert "shakespeare_bpe found" in out and str(tmp_path / "cache") in out and "-token BPE" in out
