@@ -58,18 +58,20 @@ def test_shared_steps_is_the_short_runs_decay_start_under_warmdown():
 def test_branch_step_refuses_runs_that_differ_in_more_than_length(tmp_path):
     a, b = budget_configs(_cfg(tmp_path, "schedule=warmdown"), (0.5, 1.0))
     assert branch_step(b, a) == 15 - round(0.2 * 15)
+    const_short, const_long = budget_configs(_cfg(tmp_path, "schedule=constant"), (0.5, 1.0))
+    assert branch_step(const_long, const_short) == 14  # one step before its end: it evaluates its own end
     b.optim = {**b.optim, "lr": 1e-2}
     with pytest.raises(ConfigError, match="optim"):
         branch_step(b, a)
 
 
-def test_branched_budget_equals_a_separate_run_bit_for_bit(tmp_path):
-    cfg = _cfg(tmp_path / "branched", "steps=40", "schedule=warmdown", "warmdown_frac=0.25", "warmup_steps=5",
-               "checkpoint_every=1000", "eval_every=1280", "log_every=1")
-    p50, p100 = run_budgets(cfg, (0.5, 1.0))
-    separate = budget_configs(_cfg(tmp_path / "separate", "steps=40", "schedule=warmdown", "warmdown_frac=0.25",
-                                   "warmup_steps=5", "checkpoint_every=1000", "eval_every=1280", "log_every=1"),
-                              (0.5, 1.0))
+@pytest.mark.parametrize("schedule, branch_at", [("warmdown", 15), ("constant", 19), ("cosine", 6)])
+def test_branched_budget_equals_a_separate_run_bit_for_bit(tmp_path, schedule, branch_at):
+    over = ["steps=40", f"schedule={schedule}", "warmdown_frac=0.25", "warmup_steps=5", "checkpoint_every=1000",
+            "eval_every=1280", "log_every=1"]
+    cfg = _cfg(tmp_path / "branched", *over)
+    p50, p100 = run_budgets(cfg, (0.5, 1.0), branch=True)
+    separate = budget_configs(_cfg(tmp_path / "separate", *over), (0.5, 1.0))
     s50, s100 = (run(c) for c in separate)
     for branched_path, separate_path, steps in ((p50, s50, 20), (p100, s100, 40)):
         (mb, rb), (ms, rs) = read_run(branched_path), read_run(separate_path)
@@ -77,7 +79,7 @@ def test_branched_budget_equals_a_separate_run_bit_for_bit(tmp_path):
         for key in ("train_loss", "val_loss", "lr"):
             assert rb.dropna(subset=[key])[key].tolist() == rs.dropna(subset=[key])[key].tolist(), key
     meta50, _ = read_run(p50)
-    assert meta50["branched_from"] == {"name": "smoke_b100", "step": 15}  # only the 5 decay steps were trained
+    assert meta50["branched_from"] == {"name": "smoke_b100", "step": branch_at}  # warmdown: only its decay trained
     cb = load_checkpoint(budget_configs(cfg, (0.5, 1.0))[0].checkpoint_path)
     cs = load_checkpoint(separate[0].checkpoint_path)
     assert cb["step"] == cs["step"] == 20

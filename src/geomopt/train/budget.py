@@ -74,7 +74,8 @@ def budget_configs(cfg: TrainConfig, fractions=(0.25, 0.5, 1.0)) -> list[TrainCo
 
 
 def branch_step(long: TrainConfig, short: TrainConfig) -> int:
-    """The step at which ``short`` can start from ``long``'s checkpoint (0: it cannot)."""
+    """The step at which ``short`` can start from ``long``'s checkpoint (0: it cannot): the last
+    step of equal lr, at most ``short``'s last step (so that it trains and evaluates its own end)."""
     ignore = set(LENGTH_FIELDS + NAMING_FIELDS + RUN_CONTROL_FIELDS)
     a, b = to_dict(long), to_dict(short)
     differ = [k for k in a if k not in ignore and a[k] != b[k]]
@@ -82,8 +83,9 @@ def branch_step(long: TrainConfig, short: TrainConfig) -> int:
         raise ConfigError(f"runs differ in {', '.join(differ)}, not only in length: a branch would not equal "
                           "a separate run; branch only the configs of budget_configs()")
     c = short
-    return shared_steps(planned_steps(long), planned_steps(short), c.warmup_steps, c.schedule, c.warmdown_frac,
-                        c.final_lr_frac)
+    shared = shared_steps(planned_steps(long), planned_steps(short), c.warmup_steps, c.schedule, c.warmdown_frac,
+                          c.final_lr_frac)
+    return min(shared, planned_steps(short) - 1)
 
 
 def branch_checkpoint(ckpt: dict, short: TrainConfig) -> dict:
@@ -106,14 +108,14 @@ def branch_checkpoint(ckpt: dict, short: TrainConfig) -> dict:
 def run_budgets(cfg: TrainConfig, fractions=(0.25, 0.5, 1.0), branch: bool | None = None,
                 command: str | None = None) -> list[Path]:
     """Train every budget of ``cfg``; returns the metrics paths in budget order. ``branch``
-    (default: when the schedule is warmdown) trains each shorter budget as a branch of the
+    (default: when the schedule is warmdown and the length is in steps or tokens) trains each shorter budget as a branch of the
     longest run at its decay start; otherwise as a separate run."""
     from geomopt.train import run
 
     configs = budget_configs(cfg, fractions)
     long, shorter = configs[-1], configs[:-1]
     if branch is None:
-        branch = cfg.schedule == "warmdown"
+        branch = cfg.schedule == "warmdown" and bool(cfg.steps or cfg.total_tokens)
     if not branch:
         return [run(c, command=command) for c in configs]
     points = sorted(((branch_step(long, c), i) for i, c in enumerate(shorter)))
