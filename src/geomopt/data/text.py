@@ -1,4 +1,5 @@
-"""Token streams for GPT training: Shakespeare (offline default) and FineWeb shards.
+"""Token streams for GPT training: Shakespeare (offline default; characters, bytes or BPE
+tokens) and FineWeb shards.
 
 A :class:`TokenData` holds the train and validation streams as lists of 1-D numpy
 arrays (one per shard; memory-mapped for FineWeb) and draws windows from them:
@@ -12,12 +13,13 @@ import glob
 import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from geomopt.data import DataMissing
+from geomopt.data import TEXT_DATASETS, DataMissing
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -67,11 +69,12 @@ def shakespeare_plays() -> list[tuple[str, str]]:
     return [(str(f.relative_to(root)), strip_markdown(f.read_text(encoding="utf-8"))) for f in files]
 
 
-def shakespeare_split() -> tuple[str, str]:
-    """(train text, val text): the first 90% of every play, then the last 10% of every play."""
+def shakespeare_split(val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
+    """(train text, val text): the first 90% of every play, then the last 10% of every play
+    (``val_fraction`` = 0.1; the BPE task holds out 20%)."""
     train, val = [], []
     for _, text in shakespeare_plays():
-        cut = int(len(text) * (1 - VAL_FRACTION))
+        cut = int(len(text) * (1 - val_fraction))
         train.append(text[:cut])
         val.append(text[cut:])
     return "\n\n".join(train), "\n\n".join(val)
@@ -130,20 +133,38 @@ def fineweb_dir(data_dir: str = "") -> Path:
     return Path(data_dir or os.environ.get("GEOMOPT_FINEWEB", "") or "data/fineweb10B")
 
 
-def fineweb_shards(directory: Path) -> tuple[list[str], list[str]]:
-    train = sorted(glob.glob(str(directory / "fineweb_train_*.bin")))
-    val = sorted(glob.glob(str(directory / "fineweb_val_*.bin")))
+def fineweb_shards(directory: Path, prefix: str = "fineweb") -> tuple[list[str], list[str]]:
+    """Sorted ``<prefix>_train_*.bin`` and ``<prefix>_val_*.bin`` in ``directory``."""
+    train = sorted(glob.glob(str(directory / f"{prefix}_train_*.bin")))
+    val = sorted(glob.glob(str(directory / f"{prefix}_val_*.bin")))
     return train, val
+
+
+def load_shards(directory: Path, prefix: str, vocab_size: int, howto: str) -> TokenData:
+    """Every ``<prefix>_{train,val}_*.bin`` shard of ``directory``, memory-mapped."""
+    train, val = fineweb_shards(directory, prefix)
+    if not train or not val:
+        raise DataMissing(f"{prefix}: no {prefix}_train_*.bin and {prefix}_val_*.bin in {directory.resolve()}; "
+                          + howto)
+    return TokenData([read_shard(p) for p in train], [read_shard(p) for p in val], vocab_size, [])
 
 
 def load_fineweb(data_dir: str = "", vocab_size: int = 50304) -> TokenData:
     """FineWeb token shards (GPT-2 tokenizer; vocab padded to 50,304 as in modded-nanogpt)."""
-    directory = fineweb_dir(data_dir)
-    train, val = fineweb_shards(directory)
-    if not train or not val:
-        raise DataMissing(f"FineWeb: no fineweb_train_*.bin and fineweb_val_*.bin in {directory.resolve()}; "
-                          + FINEWEB_HOWTO)
-    return TokenData([read_shard(p) for p in train], [read_shard(p) for p in val], vocab_size, [])
+    return load_shards(fineweb_dir(data_dir), "fineweb", vocab_size, FINEWEB_HOWTO)
+
+
+def load_shakespeare_bpe(data_dir: str = "") -> TokenData:
+    """Shakespeare as 8k byte-level BPE tokens (geomopt.data.bpe), through the same shard reader
+    as FineWeb. ``data_dir`` = a directory holding a build (its shards, build.json); empty = the
+    repository's cache, built on first use (about 10 s)."""
+    from geomopt.data import bpe
+
+    directory = Path(data_dir) if data_dir else bpe.shakespeare_bpe_dir(log=lambda m: print(m, file=sys.stderr))
+    howto = "build one with geomopt.data.bpe.build(train_text, val_text, dir), or leave data_dir empty"
+    data = load_shards(directory, bpe.PREFIX, 0, howto)
+    data.vocab_size = int(bpe.build_info(directory)["vocab_size_built"])
+    return data
 
 
 def load_text(dataset: str, data_dir: str = "") -> TokenData:
@@ -151,9 +172,11 @@ def load_text(dataset: str, data_dir: str = "") -> TokenData:
         return load_shakespeare("char")
     if dataset == "shakespeare_byte":
         return load_shakespeare("byte")
+    if dataset == "shakespeare_bpe":
+        return load_shakespeare_bpe(data_dir)
     if dataset == "fineweb":
         return load_fineweb(data_dir)
-    raise ValueError(f"text dataset {dataset!r} unknown; choose shakespeare_char, shakespeare_byte or fineweb")
+    raise ValueError(f"text dataset {dataset!r} unknown; choose one of: {', '.join(TEXT_DATASETS)}")
 
 
 # ---------------------------------------------------------------- windows

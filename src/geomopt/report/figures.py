@@ -23,6 +23,7 @@ FIGURE_MODULES: list[str] = [
     "geomopt.report.fig_paper3",
     "geomopt.report.fig_paper2",
     "geomopt.report.fig_paper1",
+    "geomopt.report.fig_lm",
 ]
 
 

@@ -4,6 +4,11 @@
 (nanoGPT), then ``constant``, ``cosine`` (to ``final`` at the last step) or
 ``warmdown`` (constant, then linear to ``final`` over the last ``warmdown_frac`` of the
 run, as in modded-nanogpt).
+
+``shared_steps`` counts the leading steps on which two runs of different lengths get the
+same multiplier, bit for bit: under ``warmdown`` (warm-up, stable, decay) that is the
+shorter run's decay start, the step where it can branch off the longer run
+(geomopt.train.budget).
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ def lr_multiplier(step: int, total: int, warmup: int = 0, shape: str = "cosine",
         progress = min((step - start + 1) / max(total - start, 1), 1.0)
         return 1.0 + (final - 1.0) * progress
     raise ValueError(f"schedule {shape!r} unknown; choose constant, cosine or warmdown")
+
+
+def shared_steps(total_long: int, total_short: int, warmup: int = 0, shape: str = "cosine",
+                 warmdown_frac: float = 0.2, final: float = 0.0) -> int:
+    """Number of leading steps ``s < total_short`` with equal multipliers for runs of
+    ``total_long`` and ``total_short`` steps (exact float equality: a branch is bit-exact)."""
+    for step in range(min(total_long, total_short)):
+        if (lr_multiplier(step, total_long, warmup, shape, warmdown_frac, final)
+                != lr_multiplier(step, total_short, warmup, shape, warmdown_frac, final)):
+            return step
+    return min(total_long, total_short)
 
 
 def make_schedulers(optimizers: list[torch.optim.Optimizer], total: int, warmup: int, shape: str,
