@@ -40,7 +40,7 @@ def test_cli_prints_the_table_and_writes_figure_and_json(tiny, tmp_path, capsys)
     printed = capsys.readouterr().out
     for cls in ("embeddings", "head", "hidden", "gains"):
         assert cls in printed
-    assert "α̂ shuffled (surr)" in printed and "\nreading at 100% (step 6): " in printed
+    assert "α̂ of N/s (surr)" in printed and "\nreading at 100% (step 6): " in printed
     record = read_json(out / "noise.json")
     assert list(record["points"]) == ["0%", "25%", "50%", "100%"]
     assert [p["step"] for p in record["points"].values()] == [0, 2, 3, 6]  # round(frac · 6)

@@ -9,7 +9,7 @@ import torch
 from geomopt.models.gpt import GPT, GPTConfig
 from geomopt.noise import simsekli_alpha
 from geomopt.noise.classes import parameter_classes
-from geomopt.noise.per_class import (ALPHA_MARGIN, CUT_FACTOR, classify, entry_scale, gaussian_surrogate, measure,
+from geomopt.noise.per_class import (ALPHA_MARGIN, CUT_FACTOR, classify, entry_scale, measure,
                                      noise_table, reading, shuffled_alpha, spectral_stats)
 from geomopt.noise.samplers import cauchy
 
@@ -36,21 +36,25 @@ def test_surrogate_control_removes_the_row_scale_artefact():
     row = noise_table({"w": x}, {"w": "hidden"}, GEN(2))["classes"]["hidden"]
     assert row["alpha"] == pytest.approx(raw, abs=0.1)
     assert row["alpha_surrogate"] == pytest.approx(row["alpha"], abs=0.15)  # the surrogate reads it too
+    assert row["alpha_std"] == pytest.approx(2.0, abs=0.15) and row["alpha_std_surrogate"] == pytest.approx(2.0, abs=0.15)
     assert row["clip_cut"] > 2 and row["clip_cut_surrogate"] == pytest.approx(row["clip_cut"], rel=0.2)
+    assert row["clip_cut_entry"] == pytest.approx(row["clip_cut_entry_surrogate"], rel=0.1)
     assert not row["heavy_tailed"] and not row["localized"] and not row["clipping_helps"]
+    assert row["heavy_by_scales_only"] and "only through unequal entry scales" in reading({"hidden": row})
 
 
 def test_iid_cauchy_reads_heavy_and_localized_and_gaussian_does_not():
     heavy = cauchy((8, 128, 128), generator=GEN(4), dtype=torch.float64)
     plain = torch.randn(8, 128, 128, generator=GEN(5), dtype=torch.float64)
     rows = noise_table({"a": heavy, "b": plain}, {"a": "embeddings", "b": "hidden"}, GEN(6))["classes"]
-    assert rows["embeddings"]["alpha"] == pytest.approx(1.0, abs=0.15)
-    assert rows["embeddings"]["alpha_surrogate"] == pytest.approx(2.0, abs=0.15)
-    assert rows["embeddings"]["clip_cut"] > 20 * rows["embeddings"]["clip_cut_surrogate"]
-    assert rows["embeddings"]["clipping_helps"]
-    assert rows["hidden"]["alpha"] == pytest.approx(2.0, abs=0.15)
-    assert rows["hidden"]["L_over_LG"] == pytest.approx(1.0, abs=0.2)
-    assert not (rows["hidden"]["heavy_tailed"] or rows["hidden"]["localized"])
+    e, h = rows["embeddings"], rows["hidden"]
+    assert e["alpha"] == pytest.approx(1.0, abs=0.15) and e["alpha_std"] == pytest.approx(1.0, abs=0.15)
+    assert e["alpha_surrogate"] == pytest.approx(2.0, abs=0.15)
+    assert e["clip_cut"] > 20 * e["clip_cut_surrogate"] and e["clip_cut_entry"] > 20 * e["clip_cut_entry_surrogate"]
+    assert e["clipping_helps"]
+    assert h["alpha"] == pytest.approx(2.0, abs=0.15) and h["alpha_std"] == pytest.approx(2.0, abs=0.15)
+    assert h["L_over_LG"] == pytest.approx(1.0, abs=0.2)
+    assert not (h["heavy_tailed"] or h["localized"] or h["heavy_by_scales_only"])
     line = reading(rows)
     assert line.startswith("embeddings") and "entry-wise clipping predicted to help there" in line
     assert "hidden" in line.split(";")[1] and "Gaussian-like" in line.split(";")[1]
@@ -67,8 +71,6 @@ def test_entry_scale_recovers_separable_scales_and_zero_rows():
     keep = torch.arange(64) != 3
     err = (s[keep] / (r[:, None] * c[None, :])[keep] - 1).abs()
     assert err.median() < 0.06 and err.max() < 0.3  # medians over ~10³ entries each: a few % apart
-    z = gaussian_surrogate(x, GEN(8))
-    assert z.shape == x.shape and torch.all(z[:, 3] == 0)
     v = entry_scale(torch.randn(16, 10, generator=g, dtype=torch.float64) * 3)  # a vector parameter
     assert v.shape == (10,) and v.mean().item() == pytest.approx(3.0, rel=0.3)
 
@@ -77,19 +79,21 @@ def test_spectral_stats_on_a_single_spike_and_degenerate_inputs():
     e = torch.zeros(2, 30, 40, dtype=torch.float64)
     e[:, 4, 7] = 5.0
     e += 1e-3 * torch.randn(2, 30, 40, generator=GEN(9), dtype=torch.float64)
-    out = spectral_stats(e)
+    out = spectral_stats(e, entry_scale(e))
     assert out["L_over_LG"] > 3 and out["clip_cut"] > 100  # one entry carries ‖N‖₂; clipping removes it
-    assert math.isnan(spectral_stats(torch.ones(4, 1))["clip_cut"])  # a scalar parameter: nothing to measure
+    assert out["clip_cut_entry"] > 100
+    assert math.isnan(spectral_stats(torch.ones(4, 1), torch.ones(1))["clip_cut"])  # a scalar: nothing to measure
 
 
 def test_classify_is_the_stated_rule():
-    base = {"alpha_surrogate": 1.9, "clip_cut_surrogate": 2.0}
-    assert classify({**base, "alpha": 1.9 - ALPHA_MARGIN, "clip_cut": 2.0 * CUT_FACTOR}) == {
-        "heavy_tailed": True, "localized": True, "clipping_helps": True}
-    assert classify({**base, "alpha": 1.9 - ALPHA_MARGIN + 0.01, "clip_cut": 10.0})["clipping_helps"] is False
-    assert classify({**base, "alpha": 1.0, "clip_cut": 2.0 * CUT_FACTOR - 0.01}) == {
-        "heavy_tailed": True, "localized": False, "clipping_helps": False}
-    assert classify({**base, "alpha": math.nan, "clip_cut": math.nan})["heavy_tailed"] is False
+    base = {"alpha_std_surrogate": 1.9, "clip_cut_entry_surrogate": 2.0, "alpha": 1.9}
+    assert classify({**base, "alpha_std": 1.9 - ALPHA_MARGIN, "clip_cut_entry": 2.0 * CUT_FACTOR}) == {
+        "heavy_tailed": True, "localized": True, "clipping_helps": True, "heavy_by_scales_only": False}
+    assert classify({**base, "alpha_std": 1.9 - ALPHA_MARGIN + 0.01, "clip_cut_entry": 10.0})["clipping_helps"] is False
+    assert classify({**base, "alpha_std": 1.0, "clip_cut_entry": 2.0 * CUT_FACTOR - 0.01}) == {
+        "heavy_tailed": True, "localized": False, "clipping_helps": False, "heavy_by_scales_only": False}
+    assert classify({**base, "alpha": 1.0, "alpha_std": 1.9, "clip_cut_entry": 2.0})["heavy_by_scales_only"]
+    assert classify({**base, "alpha_std": math.nan, "clip_cut_entry": math.nan})["heavy_tailed"] is False
 
 
 @pytest.mark.parametrize("tie", [False, True])

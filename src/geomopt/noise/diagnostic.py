@@ -64,25 +64,24 @@ def measure_over_run(trainer, fractions: list[float], large: int, samples: int, 
     return points
 
 
-def _fmt(x: float, spec: str = ".2f") -> str:
-    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else "—" if x is None or (
-        isinstance(x, float) and math.isnan(x)) else str(x)
+def _fmt(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "—" if math.isnan(x) else str(x)
 
 
 def format_table(points: dict[str, dict]) -> str:
     """The per-class table of every point: each statistic with its Gaussian surrogate in brackets."""
-    head = ("point", "step", "class", "params", "α̂ shuffled (surr)", "Hill (surr)", "L/L_G (surr)",
-            "clip cut (surr)", "reading")
+    head = ("point", "step", "class", "params", "α̂ (surr)", "α̂ of N/s (surr)", "Hill (surr)", "L/L_G (surr)",
+            "cut 3·MAD (surr)", "cut 3·s (surr)", "reading")
     rows = [head]
+    pair = lambda r, k, x="": f"{_fmt(r[k])}{x} ({_fmt(r[k + '_surrogate'])}{x})"  # noqa: E731
     for label, p in points.items():
         for cls, r in p["classes"].items():
             verdict = ("heavy+localized" if r["clipping_helps"] else "heavy" if r["heavy_tailed"]
-                       else "localized" if r["localized"] else "Gaussian-like")
-            rows.append((label, str(p["step"]), cls, str(r["params"]),
-                         f"{_fmt(r['alpha'])} ({_fmt(r['alpha_surrogate'])})",
-                         f"{_fmt(r['hill'])} ({_fmt(r['hill_surrogate'])})",
-                         f"{_fmt(r['L_over_LG'])} ({_fmt(r['L_over_LG_surrogate'])})",
-                         f"{_fmt(r['clip_cut'])}× ({_fmt(r['clip_cut_surrogate'])}×)", verdict))
+                       else "localized" if r["localized"] else "scales only" if r["heavy_by_scales_only"]
+                       else "Gaussian-like")
+            rows.append((label, str(p["step"]), cls, str(r["params"]), pair(r, "alpha"), pair(r, "alpha_std"),
+                         pair(r, "hill"), pair(r, "L_over_LG"), pair(r, "clip_cut", "×"),
+                         pair(r, "clip_cut_entry", "×"), verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -8,16 +8,19 @@ report, per class of ``classes.PARAM_CLASSES`` (spec §0, §3.6, §4 E1):
   unit): its sum mixes one scale and correlated entries, and α̂ then reads 2.5–∞ on real
   noise. Shuffled, iid Gaussian reads 2, iid Cauchy 1.
 * Hill's α̂ on the same entries (plateau median, ``hill_alpha``);
-* L/L_G (``normalized_localization_ratio``) and the spectral-norm cut ‖N‖₂ / ‖clip_c(N)‖₂
-  by entry-wise clipping at c = 3·1.4826·MAD, per sample matrix (a vector is a 1×d matrix),
-  mean over samples, median over the class's parameters;
+* L/L_G (``normalized_localization_ratio``) and two spectral-norm cuts ‖N‖₂ / ‖clip_c(N)‖₂
+  by entry-wise clipping, per sample matrix (a vector is a 1×d matrix), mean over samples,
+  median over the class's parameters: at c = 3·1.4826·MAD of the matrix (one threshold, as
+  clip-then-Muon) and at c_ij = 3·s_ij, each entry's own scale (as ψ(g/√v̂) in ShrinkAdamW);
 * every one of them again on a **Gaussian surrogate**: Z·s_ij with s_ij the entry's robust
   scale (``entry_scale``: robust row scale × robust column scale, over the samples).
-  Unequal scales alone (rows of different tokens, parameters of different sizes pooled in
-  one class) push α̂ below 2 and raise the clip cut; the surrogate has the same scales and no
-  tails, so only the difference reads as heavy tails. The scales are medians, not mean
-  squares, on purpose: a mean square absorbs the very outliers it should expose (the
-  surrogate of iid Cauchy noise would read α̂ ≈ 1 too).
+  Unequal scales alone (rows of tokens of Zipfian frequencies, parameters of different sizes
+  pooled in one class) push α̂ below 2 and raise the per-matrix clip cut; the surrogate has
+  the same scales and no tails. When the scales are themselves spread like a power law (BPE
+  embeddings: α̂ ≈ 1 for noise and surrogate alike) the raw α̂ saturates, so the tail
+  *beyond* the scales is read on N/s, where the surrogate is exactly Gaussian (``alpha_std``).
+  The scales are medians, not mean squares, on purpose: a mean square absorbs the very
+  outliers it should expose (the surrogate of iid Cauchy noise would read α̂ ≈ 1 too).
 
 The reading (``reading``) applies a stated rule to these numbers, see ``RULE``.
 """
@@ -36,10 +39,13 @@ from geomopt.noise.localization import gaussian_localization, spectral_norm
 from geomopt.noise.tail_index import hill_alpha, simsekli_alpha
 from geomopt.optim.grad_transforms import MAD_TO_SIGMA
 
+GAUSSIAN_ALPHA = 2.0  # α̂ of iid Gaussian entries (the control reads 2.02)
 ALPHA_MARGIN = 0.3  # heavy-tailed: α̂ at least this far below the surrogate's α̂
 CUT_FACTOR = 1.5  # localized: clipping cuts ‖N‖₂ at least this many times more than the surrogate's
-RULE = (f"heavy-tailed ⇔ α̂ ≤ α̂_surrogate − {ALPHA_MARGIN}; localized ⇔ clip cut ≥ {CUT_FACTOR} × the "
-        "surrogate's; entry-wise clipping is predicted to help where both hold (last measured point)")
+RULE = (f"heavy-tailed ⇔ α̂ of N/s ≤ the surrogate's − {ALPHA_MARGIN}; localized ⇔ the cut of ‖N‖₂ by clipping "
+        f"at 3·s ≥ {CUT_FACTOR} × the surrogate's; entry-wise clipping is predicted to help where both hold; "
+        f"heavy-tailed only through unequal scales ⇔ raw α̂ ≤ {GAUSSIAN_ALPHA} − {ALPHA_MARGIN} but not "
+        "heavy-tailed (s: each entry's robust scale; last measured point)")
 
 
 MAX_ENTRIES = 1 << 20  # tail estimators read a random subset of this many entries (sorting 10⁷ is slow)
@@ -96,30 +102,29 @@ def entry_scale(samples: Tensor) -> Tensor:
     return (r[:, None] * c[None, :]).reshape(samples.shape[1:])
 
 
-def gaussian_surrogate(samples: Tensor, generator: torch.Generator) -> Tensor:
-    """Gaussian noise of the same shape whose entries have the per-entry scales of ``samples``."""
-    z = torch.randn(samples.shape, generator=generator, dtype=samples.dtype)
-    return z * entry_scale(samples)
-
-
 def _finite_mean(values: list[float]) -> float:
     kept = [v for v in values if math.isfinite(v)]
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def spectral_stats(samples: Tensor, k: float = 3.0) -> dict[str, float]:
-    """Mean over samples of L/L_G and of the cut ‖N‖₂/‖clip_c(N)‖₂, c = k·1.4826·MAD of each
-    sample matrix (``spectral_norms_around_clip``, batched). NaN when there is nothing to
+def spectral_stats(samples: Tensor, scale: Tensor, k: float = 3.0) -> dict[str, float]:
+    """Mean over samples of L/L_G and of two cuts of ‖N‖₂ by entry-wise clipping: ``clip_cut`` at
+    c = k·1.4826·MAD of each sample matrix (one threshold per matrix, as clip-then-Muon;
+    ``spectral_norms_around_clip``, batched) and ``clip_cut_entry`` at c_ij = k·s_ij, each
+    entry's own scale (as a ψ applied to g/√v̂ in ShrinkAdamW). NaN when there is nothing to
     measure: a single entry, or noise that is all zero."""
     mats = _matrices(samples)
     n, m, cols = mats.shape
     if m * cols < 2:
-        return {"L_over_LG": math.nan, "clip_cut": math.nan}
+        return {"L_over_LG": math.nan, "clip_cut": math.nan, "clip_cut_entry": math.nan}
     before = spectral_norm(mats)
     c = (k * MAD_TO_SIGMA * mats.abs().reshape(n, -1).median(1).values)[:, None, None]
     after = spectral_norm(torch.clamp(mats, -c, c))
+    c_entry = k * scale.reshape(1, m, cols)
+    after_entry = spectral_norm(torch.maximum(torch.minimum(mats, c_entry), -c_entry))
     loc = mats.abs().amax((1, 2)) / before / gaussian_localization(m, cols)
-    return {"L_over_LG": _finite_mean(loc.tolist()), "clip_cut": _finite_mean((before / after).tolist())}
+    return {"L_over_LG": _finite_mean(loc.tolist()), "clip_cut": _finite_mean((before / after).tolist()),
+            "clip_cut_entry": _finite_mean((before / after_entry).tolist())}
 
 
 def _tail(entries: Tensor, generator: torch.Generator) -> dict[str, float]:
@@ -138,33 +143,43 @@ def _median_of(values: list[float]) -> float:
     return kept[mid] if len(kept) % 2 else 0.5 * (kept[mid - 1] + kept[mid])
 
 
+def _with_surrogate(real: dict, surrogate: dict) -> dict:
+    return {**real, **{f"{k}_surrogate": v for k, v in surrogate.items()}}
+
+
 def noise_table(noise: dict[str, Tensor], classes: dict[str, str], generator: torch.Generator) -> dict[str, Any]:
     """Per-parameter and per-class statistics of noise samples ``noise[name]`` of shape (n, *shape),
-    each with its ``*_surrogate`` twin. Returns ``{"classes": {cls: row}, "params": {name: row}}``."""
-    params, pooled = {}, {c: ([], []) for c in PARAM_CLASSES}
+    each with its ``*_surrogate`` twin. ``alpha_std`` is α̂ of N/s (entries with s > 0): the
+    tail beyond each entry's own scale, where the surrogate is exactly Gaussian.
+    Returns ``{"classes": {cls: row}, "params": {name: row}}``."""
+    params, pooled = {}, {c: ([], [], [], []) for c in PARAM_CLASSES}
     for name, samples in noise.items():
         cls = classes[name]
         samples = samples.detach().double()
-        surrogate = gaussian_surrogate(samples, generator)
-        real_s, surr_s = spectral_stats(samples), spectral_stats(surrogate)
+        scale = entry_scale(samples)
+        z = torch.randn(samples.shape, generator=generator, dtype=samples.dtype)
+        surrogate = z * scale  # Gaussian with the same per-entry scales
+        live = (scale > 0).expand_as(samples)
+        std, std_surrogate = torch.where(live, samples / scale.clamp_min(1e-300), 0.0), torch.where(live, z, 0.0)
         params[name] = {"class": cls, "shape": list(samples.shape[1:]),
-                        **{k: v for k, v in _tail(samples, generator).items()},
-                        **{f"{k}_surrogate": v for k, v in _tail(surrogate, generator).items()},
-                        **real_s, **{f"{k}_surrogate": v for k, v in surr_s.items()}}
-        pooled[cls][0].append(samples.reshape(samples.shape[0], -1))
-        pooled[cls][1].append(surrogate.reshape(samples.shape[0], -1))
+                        **_with_surrogate(_tail(samples, generator), _tail(surrogate, generator)),
+                        **_with_surrogate(spectral_stats(samples, scale), spectral_stats(surrogate, scale))}
+        for store, t in zip(pooled[cls], (samples, surrogate, std, std_surrogate)):
+            store.append(t.reshape(samples.shape[0], -1))
     table = {}
     for cls in PARAM_CLASSES:
         names = [n for n, p in params.items() if p["class"] == cls]
         if not names:
             continue
-        real, surr = torch.cat(pooled[cls][0], 1), torch.cat(pooled[cls][1], 1)
+        real, surr, std, std_surr = (torch.cat(parts, 1) for parts in pooled[cls])
         row = {"params": len(names), "entries": real.shape[1],
-               **_tail(real, generator), **{f"{k}_surrogate": v for k, v in _tail(surr, generator).items()}}
+               **_with_surrogate(_tail(real, generator), _tail(surr, generator)),
+               "alpha_std": _tail(std, generator)["alpha"], "alpha_std_surrogate": _tail(std_surr, generator)["alpha"]}
         if real.shape[0] >= 8:  # C1's "survives averaging": α̂ of the mean of 4 samples
             k = real.shape[0] // 4 * 4
             row["alpha_avg4"] = _tail(real[:k].reshape(-1, 4, real.shape[1]).mean(1), generator)["alpha"]
-        for key in ("L_over_LG", "clip_cut"):
+            row["alpha_std_avg4"] = _tail(std[:k].reshape(-1, 4, std.shape[1]).mean(1), generator)["alpha"]
+        for key in ("L_over_LG", "clip_cut", "clip_cut_entry"):
             row[key] = _median_of([params[n][key] for n in names])
             row[f"{key}_surrogate"] = _median_of([params[n][f"{key}_surrogate"] for n in names])
         table[cls] = {**row, **classify(row)}
@@ -173,9 +188,11 @@ def noise_table(noise: dict[str, Tensor], classes: dict[str, str], generator: to
 
 def classify(row: dict[str, float]) -> dict[str, bool]:
     """The rule of ``RULE`` on one class's row (a NaN comparison is False: not shown)."""
-    heavy = row["alpha"] <= row["alpha_surrogate"] - ALPHA_MARGIN
-    localized = row["clip_cut"] >= CUT_FACTOR * row["clip_cut_surrogate"]
-    return {"heavy_tailed": bool(heavy), "localized": bool(localized), "clipping_helps": bool(heavy and localized)}
+    heavy = row["alpha_std"] <= row["alpha_std_surrogate"] - ALPHA_MARGIN
+    localized = row["clip_cut_entry"] >= CUT_FACTOR * row["clip_cut_entry_surrogate"]
+    scales_only = not heavy and row["alpha"] <= GAUSSIAN_ALPHA - ALPHA_MARGIN
+    return {"heavy_tailed": bool(heavy), "localized": bool(localized), "clipping_helps": bool(heavy and localized),
+            "heavy_by_scales_only": bool(scales_only)}
 
 
 def reading(classes: dict[str, dict]) -> str:
@@ -188,10 +205,14 @@ def reading(classes: dict[str, dict]) -> str:
             key = "heavy-tailed but not localized (clipping cuts ‖N‖₂ no more than for Gaussian noise of the same scales)"
         elif row["localized"]:
             key = "localized but not heavy-tailed (α̂ close to its Gaussian surrogate's)"
+        elif row["heavy_by_scales_only"]:
+            key = ("heavy-tailed only through unequal entry scales (a Gaussian of the same scales reads the same): "
+                   "no gain predicted from entry-wise clipping beyond per-entry scaling")
         else:
-            key = "Gaussian-like against their surrogate: no gain predicted from entry-wise clipping"
-        groups.setdefault(key, []).append(f"{cls} (α̂ {row['alpha']:.2f} vs {row['alpha_surrogate']:.2f}, "
-                                          f"cut {row['clip_cut']:.2f}× vs {row['clip_cut_surrogate']:.2f}×)")
+            key = "Gaussian-like: no gain predicted from entry-wise clipping"
+        groups.setdefault(key, []).append(
+            f"{cls} (α̂ of N/s {row['alpha_std']:.2f} vs {row['alpha_std_surrogate']:.2f}, raw {row['alpha']:.2f}, "
+            f"cut at 3·s {row['clip_cut_entry']:.2f}× vs {row['clip_cut_entry_surrogate']:.2f}×)")
     order = sorted(groups, key=lambda k: not k.startswith("heavy-tailed and"))
     return "; ".join(f"{' and '.join(groups[k])} {k}" for k in order)
 
