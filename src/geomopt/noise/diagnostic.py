@@ -29,6 +29,7 @@ import argparse
 import math
 import shlex
 import sys
+import time
 from pathlib import Path
 
 DEFAULTS = {"steps": 50, "points": "0,25,50,100", "samples": 8, "large": 8, "seed": 0}
@@ -155,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     say(f"noise: {stem}: {sum(p.numel() for p in trainer.model.parameters()):,} parameters, "
         f"{trainer.total_steps} steps; measuring at {args.points if not args.init_only else '0'}% "
         f"({args.samples} minibatches against a mean of {args.large})")
+    meta = {**run_meta(cfg.seed, to_dict(cfg), command),
+            "settings": {k: getattr(args, k) for k in ("steps", "samples", "large", "seed", "points", "init_only")}}
+    t0 = time.perf_counter()
     points = measure_over_run(trainer, args.fractions, args.large, args.samples, args.seed, say)
+    meta["seconds"] = round(time.perf_counter() - t0, 1)  # training and measuring, after the data is loaded
     from geomopt.noise.per_class import RULE, reading
 
     last = points[list(points)[-1]]
     line = reading(last["classes"])
-    meta = {**run_meta(cfg.seed, to_dict(cfg), command),
-            "settings": {k: getattr(args, k) for k in ("steps", "samples", "large", "seed")} | {
-                "points": list(points), "init_only": args.init_only}}
     write_json(out_dir / "noise.json", {"config": str(args.config), "total_steps": trainer.total_steps,
                                         "rule": RULE, "reading": line, "points": points, "meta": meta})
     from geomopt.report.fig_noise import draw_noise_classes
