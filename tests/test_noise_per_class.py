@@ -85,6 +85,16 @@ def test_spectral_stats_on_a_single_spike_and_degenerate_inputs():
     assert math.isnan(spectral_stats(torch.ones(4, 1), torch.ones(1))["clip_cut"])  # a scalar: nothing to measure
 
 
+def test_sparse_rows_and_the_entry_weighted_class_value():
+    x = torch.randn(8, 40, 16, generator=GEN(11), dtype=torch.float64)
+    x[:, 10:] = 0.0  # 3/4 of the rows (tokens) absent from every batch: MAD = 0
+    assert spectral_stats(x, entry_scale(x))["clip_cut"] == math.inf  # a per-matrix 3·MAD clip zeroes it all
+    small = cauchy((8, 4, 4), generator=GEN(12), dtype=torch.float64)
+    rows = noise_table({"big": torch.randn(8, 64, 64, generator=GEN(13), dtype=torch.float64), "small": small},
+                       {"big": "embeddings", "small": "embeddings"}, GEN(14))
+    assert rows["classes"]["embeddings"]["L_over_LG"] == rows["params"]["big"]["L_over_LG"]  # 4096 vs 16 entries
+
+
 def test_classify_is_the_stated_rule():
     base = {"alpha_std_surrogate": 1.9, "clip_cut_entry_surrogate": 2.0, "alpha": 1.9}
     assert classify({**base, "alpha_std": 1.9 - ALPHA_MARGIN, "clip_cut_entry": 2.0 * CUT_FACTOR}) == {

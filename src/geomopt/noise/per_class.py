@@ -10,7 +10,7 @@ report, per class of ``classes.PARAM_CLASSES`` (spec §0, §3.6, §4 E1):
 * Hill's α̂ on the same entries (plateau median, ``hill_alpha``);
 * L/L_G (``normalized_localization_ratio``) and two spectral-norm cuts ‖N‖₂ / ‖clip_c(N)‖₂
   by entry-wise clipping, per sample matrix (a vector is a 1×d matrix), mean over samples,
-  median over the class's parameters: at c = 3·1.4826·MAD of the matrix (one threshold, as
+  entry-weighted median over the class's parameters: at c = 3·1.4826·MAD of the matrix (one threshold, as
   clip-then-Muon) and at c_ij = 3·s_ij, each entry's own scale (as ψ(g/√v̂) in ShrinkAdamW);
 * every one of them again on a **Gaussian surrogate**: Z·s_ij with s_ij the entry's robust
   scale (``entry_scale``: robust row scale × robust column scale, over the samples).
@@ -102,8 +102,9 @@ def entry_scale(samples: Tensor) -> Tensor:
     return (r[:, None] * c[None, :]).reshape(samples.shape[1:])
 
 
-def _finite_mean(values: list[float]) -> float:
-    kept = [v for v in values if math.isfinite(v)]
+def _mean(values: list[float]) -> float:
+    """Mean without NaN (nothing measured); inf stays: clipping removed all of a sample's norm."""
+    kept = [v for v in values if not math.isnan(v)]
     return sum(kept) / len(kept) if kept else math.nan
 
 
@@ -112,7 +113,8 @@ def spectral_stats(samples: Tensor, scale: Tensor, k: float = 3.0) -> dict[str, 
     c = k·1.4826·MAD of each sample matrix (one threshold per matrix, as clip-then-Muon;
     ``spectral_norms_around_clip``, batched) and ``clip_cut_entry`` at c_ij = k·s_ij, each
     entry's own scale (as a ψ applied to g/√v̂ in ShrinkAdamW). NaN when there is nothing to
-    measure: a single entry, or noise that is all zero."""
+    measure (a single entry, noise that is all zero); inf when clipping removes everything (more
+    than half the entries exactly 0, as the rows of tokens absent from a batch: MAD = 0)."""
     mats = _matrices(samples)
     n, m, cols = mats.shape
     if m * cols < 2:
@@ -123,8 +125,8 @@ def spectral_stats(samples: Tensor, scale: Tensor, k: float = 3.0) -> dict[str, 
     c_entry = k * scale.reshape(1, m, cols)
     after_entry = spectral_norm(torch.maximum(torch.minimum(mats, c_entry), -c_entry))
     loc = mats.abs().amax((1, 2)) / before / gaussian_localization(m, cols)
-    return {"L_over_LG": _finite_mean(loc.tolist()), "clip_cut": _finite_mean((before / after).tolist()),
-            "clip_cut_entry": _finite_mean((before / after_entry).tolist())}
+    return {"L_over_LG": _mean(loc.tolist()), "clip_cut": _mean((before / after).tolist()),
+            "clip_cut_entry": _mean((before / after_entry).tolist())}
 
 
 def _tail(entries: Tensor, generator: torch.Generator) -> dict[str, float]:
@@ -135,12 +137,18 @@ def _tail(entries: Tensor, generator: torch.Generator) -> dict[str, float]:
     return {"alpha": simsekli_alpha(v), "hill": hill_alpha(v)}
 
 
-def _median_of(values: list[float]) -> float:
-    kept = sorted(v for v in values if math.isfinite(v))
-    if not kept:
+def _weighted_median(values: list[float], weights: list[int]) -> float:
+    """The value at half the total weight (NaN dropped): a class's typical *entry*, so that the
+    8k-row token table decides the embeddings' value rather than the 128-row position table."""
+    pairs = sorted((v, w) for v, w in zip(values, weights) if not math.isnan(v))
+    if not pairs:
         return math.nan
-    mid = len(kept) // 2
-    return kept[mid] if len(kept) % 2 else 0.5 * (kept[mid - 1] + kept[mid])
+    half, acc = sum(w for _, w in pairs) / 2, 0
+    for v, w in pairs:
+        acc += w
+        if acc >= half:
+            return v
+    return pairs[-1][0]
 
 
 def _with_surrogate(real: dict, surrogate: dict) -> dict:
@@ -179,9 +187,10 @@ def noise_table(noise: dict[str, Tensor], classes: dict[str, str], generator: to
             k = real.shape[0] // 4 * 4
             row["alpha_avg4"] = _tail(real[:k].reshape(-1, 4, real.shape[1]).mean(1), generator)["alpha"]
             row["alpha_std_avg4"] = _tail(std[:k].reshape(-1, 4, std.shape[1]).mean(1), generator)["alpha"]
+        sizes = [math.prod(params[n]["shape"]) for n in names]
         for key in ("L_over_LG", "clip_cut", "clip_cut_entry"):
-            row[key] = _median_of([params[n][key] for n in names])
-            row[f"{key}_surrogate"] = _median_of([params[n][f"{key}_surrogate"] for n in names])
+            row[key] = _weighted_median([params[n][key] for n in names], sizes)
+            row[f"{key}_surrogate"] = _weighted_median([params[n][f"{key}_surrogate"] for n in names], sizes)
         table[cls] = {**row, **classify(row)}
     return {"classes": table, "params": params}
 
