@@ -13,7 +13,7 @@ from geomopt.report.style import save_figure
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
 
 
-@figure("lm/gpt_bpe_baseline", needs=["lm/runs/gpt_bpe_adamw_s0.jsonl"])
+@figure("lm/gpt_bpe_baseline", needs=["lm/runs/gpt_bpe_adamw_s0_b100.jsonl"])
 def baseline_curve(inputs: dict[str, Any], out_base: Path) -> None:
     """Train loss (mean of every 5 logged rows) and val loss against tokens, the lr multiplier
     beneath, dotted lines at 25 / 50 / 100% of the budget."""
