@@ -59,7 +59,7 @@ def _cifar() -> str:
 
 def _fineweb() -> str:
     d = text.fineweb_dir()
-    train, val = text.fineweb_shards(d)
+    train, val = text.shard_files(d)
     if not train or not val:
         raise FileNotFoundError(f"no fineweb_train_*.bin / fineweb_val_*.bin in {d.resolve()}; {text.FINEWEB_HOWTO}")
     return f"{len(train)} train + {len(val)} val shards in {d.resolve()}"
