@@ -49,7 +49,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         # Paper 1 (Reconstructed): entry-wise shrinkage in front of AdamW / Muon. The remedies as plain
         # gradient transforms (shrink, clip_norm, spectral_soft_clip) are in geomopt.optim.grad_transforms.
         OptimizerSpec("shrink_adamw", "geomopt.optim.shrink_adamw:ShrinkAdamW", False,
-                      {**ADAMW_DEFAULTS, "psi": "smooth", "t": 3.0, "slope": 1.0, "warmup_steps": 10},
+                      {**ADAMW_DEFAULTS, "psi": "smooth", "t": 3.0, "warmup_steps": 10},
                       "AdamW with entry-wise smooth shrinkage of g scaled by sqrt(v_hat) (pre-clipping)"),
         OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True,
                       {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0,
