@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
 
-from geomopt.optim.clip_muon import ClipMuon, shrink_matrix
-from geomopt.optim.grad_transforms import MAD_TO_SIGMA
+from geomopt.optim.clip_muon import ClipMuon
+from geomopt.optim.grad_transforms import MAD_TO_SIGMA, build_grad_transform, shrink_tensors_
 
 SHAPES = [(16, 8), (8, 32)]
 
@@ -84,8 +84,8 @@ def test_clipped_update_ignores_how_large_the_outlier_is():
     smaller = [[x.clone() for x in gs] for gs in g]
     for gs in smaller:
         gs[0][2, 3] = 50.0  # still far beyond the 3·MAD threshold
-    a, _ = _run(ClipMuon, g, psi="hard", **HP)
-    b, _ = _run(ClipMuon, smaller, psi="hard", **HP)
+    a, _ = _run(ClipMuon, g, psi="hard", scale="mad", **HP)
+    b, _ = _run(ClipMuon, smaller, psi="hard", scale="mad", **HP)
     assert torch.equal(a[0], b[0])
     plain_a, _ = _run(torch.optim.Muon, g, **HP)
     plain_b, _ = _run(torch.optim.Muon, smaller, **HP)
@@ -141,13 +141,38 @@ def test_rejects_vectors_and_bad_hparams():
             ClipMuon([torch.zeros(4, 4, requires_grad=True)], **bad)
 
 
-def test_shrink_matrix_rescale():
+def test_shrink_tensors_rescale():
     x = torch.randn(10, 10)
     x[0, 0] = 100.0
     s = MAD_TO_SIGMA * x.abs().median()
-    torch.testing.assert_close(shrink_matrix(x, "hard", 3.0, 1.0, 1.0, "mad"), x.clamp(-3 * s, 3 * s))
-    torch.testing.assert_close(shrink_matrix(x, "hard", 3.0, 1.0, 1.0, "mad", rescale=False),
-                               (x / s).clamp(-3, 3))
+    y, z = x.clone(), x.clone()
+    shrink_tensors_([y], "hard", 3.0, "mad")
+    shrink_tensors_([z], "hard", 3.0, "mad", rescale=False)
+    torch.testing.assert_close(y, x.clamp(-3 * s, 3 * s))
+    torch.testing.assert_close(z, (x / s).clamp(-3, 3))
+
+
+@pytest.mark.parametrize("scale", ["mad", "rowcol_mad"])
+def test_grad_position_is_the_shrink_transform_in_front_of_muon(scale):
+    """ClipMuon(position="grad") = the registry's ``shrink`` transform on p.grad, then torch's Muon: bit for bit;
+    and ClipMuon leaves p.grad as it was."""
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 8, bias=False))
+    ref_model = copy.deepcopy(model)
+    hp = dict(psi="soft", t=2.0, scale=scale)
+    ours = ClipMuon(model.parameters(), **hp, **HP)
+    ref = torch.optim.Muon(ref_model.parameters(), **HP)
+    shrink = build_grad_transform("shrink", ref_model, {"params": "all", **hp})
+    for gs in _grads(3, outlier=True):
+        gs = [gs[0][:16, :8].contiguous(), gs[1][:8, :16].contiguous()]
+        for p, q, g in zip(model.parameters(), ref_model.parameters(), gs):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        shrink(0)
+        ref.step()
+        for p, g in zip(model.parameters(), gs):
+            assert torch.equal(p.grad, g)
+    for a, b in zip(model.parameters(), ref_model.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_registry_builds_clip_muon_for_hidden_matrices():
