@@ -30,8 +30,8 @@ to right, with one kwargs table per name. Clip-then-Muon (``ClipMuon(position="g
 
 Shrink scales (per tensor G, viewed as a matrix (rows, ·)): ``"rms"`` ‖G‖_F/√numel, ``"mad"``
 1.4826·median|G|, ``"row_mad"`` the same per row, ``"col_mad"`` per column, ``"rowcol_mad"``
-r_i·c_j/m (row and column MADs over the matrix MAD: a rank-1 scale for unequal row *and*
-column scales), a number, or per-entry scale tensors (e.g. √v̂ of Adam).
+r_i·c_j/m (row and column MADs over the matrix MAD, refined once: a rank-1 scale for unequal
+row *and* column scales), a number, or per-entry scale tensors (e.g. √v̂ of Adam).
 """
 
 from __future__ import annotations
@@ -71,6 +71,18 @@ def _mad(a: Tensor, dim: int) -> Tensor:
     return MAD_TO_SIGMA * a.median(dim=dim, keepdim=True).values
 
 
+def _rank1_mad(a: Tensor) -> Tensor:
+    """s_ij = r_i·c_j/m (row MADs × column MADs over the matrix MAD) for |G| = ``a``, then once more on a/s:
+    the medians of a row mix columns of unequal scale, which biases the first pass (3·s catches 0.83% of a
+    Gaussian with log-normal row and column scales after it, 0.36% after the second; 0.27% is exact)."""
+    s = torch.ones((), dtype=a.dtype, device=a.device)
+    for _ in range(2):
+        r = a / s
+        whole = (MAD_TO_SIGMA * median_sample(r).median()).clamp_min(_TINY)
+        s = s * (_mad(r, 1) * _mad(r, 0) / whole).clamp_min(_TINY)
+    return s
+
+
 def matrix_scale(g: Tensor, kind: str) -> Tensor:
     """Inlier scale of ``g`` (no host sync), floored at 1e-30, broadcastable to ``g``: a 0-d tensor
     for ``"rms"``/``"mad"``; per row / column / rank-1 (rows = first dim, the rest flattened) for
@@ -86,8 +98,7 @@ def matrix_scale(g: Tensor, kind: str) -> Tensor:
         elif kind == "col_mad":
             s = _mad(a, 0)  # (1, cols)
         else:
-            whole = (MAD_TO_SIGMA * median_sample(a).median()).clamp_min(_TINY)
-            s = _mad(a, 1) * _mad(a, 0) / whole  # (rows, cols)
+            s = _rank1_mad(a)
         s = s.reshape(s.shape[0], *(g.shape[1:] if s.shape[1] > 1 else [1] * (g.ndim - 1)))
     else:
         raise ValueError(f"scale={kind!r} unknown; choose one of: {', '.join(SCALES)}, a number, or per-entry tensors")
