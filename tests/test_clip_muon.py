@@ -84,8 +84,8 @@ def test_clipped_update_ignores_how_large_the_outlier_is():
     smaller = [[x.clone() for x in gs] for gs in g]
     for gs in smaller:
         gs[0][2, 3] = 50.0  # still far beyond the 3·MAD threshold
-    a, _ = _run(ClipMuon, g, psi="hard", scale="mad", **HP)
-    b, _ = _run(ClipMuon, smaller, psi="hard", scale="mad", **HP)
+    a, _ = _run(ClipMuon, g, psi="hard", **HP)
+    b, _ = _run(ClipMuon, smaller, psi="hard", **HP)
     assert torch.equal(a[0], b[0])
     plain_a, _ = _run(torch.optim.Muon, g, **HP)
     plain_b, _ = _run(torch.optim.Muon, smaller, **HP)
@@ -113,7 +113,7 @@ def test_param_groups_scheduler_and_conv():
     a, b = torch.randn(8, 8, requires_grad=True), torch.randn(4, 3, 3, 3, requires_grad=True)
     opt = ClipMuon([{"params": [a], "psi": None}, {"params": [b], "t": 1.5, "scale": "rms"}], lr=0.1)
     assert opt.param_groups[0]["psi"] is None and opt.param_groups[1]["t"] == 1.5
-    assert opt.param_groups[1]["psi"] == "hard" and opt.param_groups[0]["scale"] == "mad"
+    assert opt.param_groups[1]["psi"] == "hard" and opt.param_groups[0]["scale"] == "rowcol_mad"
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     a.grad, b.grad = torch.randn(8, 8), torch.randn(4, 3, 3, 3)
     opt.step()
@@ -183,3 +183,19 @@ def test_registry_builds_clip_muon_for_hidden_matrices():
     assert isinstance(opts[0], ClipMuon) and isinstance(opts[1], torch.optim.AdamW)
     assert opts[0].defaults["position"] == "momentum" and opts[0].defaults["psi"] == "hard"
     assert all(p.ndim == 2 for g in opts[0].param_groups for p in g["params"])
+
+
+def test_default_scale_clips_a_gaussian_with_unequal_row_and_column_scales_at_about_the_gaussian_rate():
+    """3·scale should cut ≈ 0.27% of a Gaussian matrix whatever its row/column scales (a per-matrix MAD cuts
+    the large rows instead: structure, not outliers); experiments/paper1/clip_scale.py measures the choice."""
+    from geomopt.optim.grad_transforms import matrix_scale
+
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = torch.exp(torch.randn(256, 1, generator=gen)), torch.exp(torch.randn(1, 512, generator=gen))
+    g = torch.randn(256, 512, generator=gen) * rows * cols
+    default = ClipMuon([torch.zeros(2, 2, requires_grad=True)]).defaults["scale"]
+    rate = (g.abs() > 3 * matrix_scale(g, default)).float().mean().item()
+    assert 0.0015 < rate < 0.005, rate
+    assert (g.abs() > 3 * matrix_scale(g, "mad")).float().mean().item() > 0.1  # the old per-matrix scale
+    gr = torch.randn(256, 512, generator=gen) * rows  # unequal row scales only
+    assert 0.0015 < (gr.abs() > 3 * matrix_scale(gr, default)).float().mean().item() < 0.005

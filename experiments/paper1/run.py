@@ -144,8 +144,8 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
 
 def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None:
     """What ShrinkAdamW's ψ does in the clean seed-0 run, measured: every ``every`` steps, the share of
-    gradient entries beyond t·√v̂ (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a step pre-hook),
-    the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
+    gradient entries beyond t·s, s the entry's scale (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a
+    step pre-hook), the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
     parameter against the AdamW run with the same seed and data order, trained in lockstep."""
     import dataclasses
 

@@ -16,7 +16,7 @@ A transformation edits ``p.grad`` in place after backward (and the DDP all-reduc
 ====================== ==========================================================================
 name                   transform (``params``: which parameters; route_params(model) classes)
 ====================== ==========================================================================
-``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="mad", slope=1.0)``, params="matrix"
+``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="rowcol_mad")``, params="matrix"
 ``clip_norm``          ``clip_grad_norm_(max_norm=1.0)`` (torch's global-norm clip), params="all"
 ``spectral_soft_clip`` ``spectral_soft_clip_grads_(c=0.1)``, params="matrix"
 ``cauchy_noise``       ``geomopt.noise.inject:cauchy_gradient_noise`` (synthetic contamination)
@@ -113,7 +113,7 @@ def _grads(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
 
 @torch.no_grad()
 def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: float = 3.0,
-                    scale: str | float | Sequence[Tensor] = "mad", slope: float = 1.0, gamma: float = 1.0,
+                    scale: str | float | Sequence[Tensor] = "rowcol_mad", slope: float = 1.0, gamma: float = 1.0,
                     rescale: bool = True) -> list[Tensor]:
     """``G ← s · ψ(G/s; t)`` in place on every tensor of ``grads`` (non-finite entries -> 0 first, the
     scale measured after); returns the scales used. ``psi=None``/``"none"`` only zeroes non-finite entries."""
@@ -141,7 +141,7 @@ def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: floa
 
 
 def shrink_grads_(params: Iterable[Tensor] | Tensor, psi: str | None = "smooth", t: float = 3.0,
-                  scale: str | float | Sequence[Tensor] = "mad", slope: float = 1.0,
+                  scale: str | float | Sequence[Tensor] = "rowcol_mad", slope: float = 1.0,
                   gamma: float = 1.0) -> list[Tensor]:
     """``shrink_tensors_`` on every ``p.grad`` (the ``shrink`` transform)."""
     return shrink_tensors_(_grads(params), psi, t, scale, slope, gamma)
