@@ -240,3 +240,31 @@ def test_psi_inputs_are_what_psi_sees():
     post.param_groups[0]["params"][0].grad = torch.ones(2)
     post.step()
     assert post.psi_inputs() == {}
+
+
+def test_post_clipping_ablation_thresholds_act():
+    """|m̂/√v̂| stays below ≈ 2.35 for β = (0.9, 0.99) (so t ≥ 2 at the post position was a no-op); every post
+    threshold of the paper-1 ablation grid cuts a share of the Adam direction of pure noise."""
+    import importlib.util
+
+    from geomopt.results import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("paper1_run", REPO_ROOT / "experiments/paper1/run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    post_t = run.ABLATE["cauchy"]["shrink_adamw"]["t"]["post"]
+    b1, b2 = 0.9, 0.99
+    gen = torch.Generator().manual_seed(0)
+    m = v = torch.zeros(2000)
+    biggest, shares = 0.0, {t: 0.0 for t in post_t}
+    for k in range(1, 301):
+        g = torch.randn(2000, generator=gen)
+        g = torch.where(torch.rand(2000, generator=gen) < 0.05, torch.tan(torch.pi * (torch.rand(2000) - 0.5)), g)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        d = (m / (1 - b1**k)) / (v / (1 - b2**k)).sqrt()
+        biggest = max(biggest, d.abs().max().item())
+        for t in post_t:
+            shares[t] += (d.abs() > t).float().mean().item() / 300
+    bound = (1 - b1) / (1 - b2) ** 0.5 / (1 - b1**2 / b2) ** 0.5  # Cauchy–Schwarz on m = (1−β₁)Σβ₁ʲg
+    assert bound == pytest.approx(2.35, abs=0.01) and biggest < bound
+    assert all(t < 1 for t in post_t) and min(shares.values()) > 0.001, shares

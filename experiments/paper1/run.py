@@ -54,7 +54,7 @@ QUICK_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 # which ψ/t makes Adam + shrinkage lose on clean gradients; "cauchy" is the full grid under contamination.
 # Thresholds per position where they differ: post-clipping acts on m̂/√v̂, which stays below ≈ 2.35 for
 # β = (0.9, 0.99) (≈ 0.3 RMS on noise), so its t must be < 1 to act (t ≥ 2 there was a no-op).
-POST_T = [0.25, 0.5, 1.0]
+POST_T = [0.25, 0.5, 0.75]
 ABLATE = {
     "clean": {"shrink_adamw": {"psi": ["hard", "soft", "redescend", "smooth"], "t": [2.0, 3.0, 4.0],
                                "position": ["pre"]}},

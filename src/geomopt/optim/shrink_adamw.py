@@ -31,8 +31,8 @@ as AdamW) is the other ablation.
 A linear slope κ of ψ is not a hyperparameter here: multiplying g̃ by κ multiplies m and so the
 step by κ (an lr change), and under §2.6 it cancelled in m̂/√v̂ altogether. With
 ``position="post"`` (ablation) Adam's moments are of the raw g and ψ acts on the direction
-m̂ ⊘ (√v̂ + eps); |m̂/√v̂| ≤ (1−β₁)/√(1−β₂)·Σβ₁ʲ/β₂^{j/2} ≈ 2.35 for β = (0.9, 0.99), and ≈ 0.3
-for pure noise, so post thresholds must be < 1 to act.
+m̂ ⊘ (√v̂ + eps); by Cauchy–Schwarz |m/√v| ≤ (1−β₁)/√((1−β₂)(1−β₁²/β₂)) ≈ 2.35 for
+β = (0.9, 0.99) (≈ 0.3 RMS for pure noise), so post thresholds must be < 1 to act.
 
 Non-finite gradient entries (NaN, ±inf) are zeroed before they reach m and v (they carry no
 information; a zeroed entry also counts as not observed). With ``psi=None`` this class *is*
