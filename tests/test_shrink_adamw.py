@@ -268,3 +268,19 @@ def test_post_clipping_ablation_thresholds_act():
     bound = (1 - b1) / (1 - b2) ** 0.5 / (1 - b1**2 / b2) ** 0.5  # Cauchy–Schwarz on m = (1−β₁)Σβ₁ʲg
     assert bound == pytest.approx(2.35, abs=0.01) and biggest < bound
     assert all(t < 1 for t in post_t) and min(shares.values()) > 0.001, shares
+
+
+def test_the_update_is_one_graph_for_torch_compile():
+    """shrink_adamw_ is a pure function of tensor lists with no data-dependent Python branch: dynamo traces it
+    without a graph break (what geomopt.optim's compile-once machinery needs)."""
+    import functools
+
+    from geomopt.optim.shrink_adamw import shrink_adamw_
+
+    ps = [torch.randn(8, 4), torch.randn(5)]
+    state = [[torch.zeros_like(p) for p in ps] for _ in range(4)]
+    fn = functools.partial(shrink_adamw_, lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, psi="smooth",
+                           t=3.0, gamma=1.0, warmup_steps=2)
+    explained = torch._dynamo.explain(fn)(ps, [torch.randn_like(p) for p in ps], *state,
+                                          [torch.tensor(0.0), torch.tensor(0.0)])
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
