@@ -99,17 +99,13 @@ def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, co
     step.add_(1)
     m.lerp_(shrunk, 1 - beta1)
     v.mul_(beta2).add_(sq, alpha=1 - beta2)
-    _adam_step(p, m, v, step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    p.mul_(1 - lr * weight_decay).sub_(_adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps).mul_(lr))
 
 
-def _adam_step(p: Tensor, m: Tensor, v: Tensor, step: Tensor, *, lr: float, beta1: float, beta2: float, eps: float,
-               weight_decay: float, direction_psi: tuple | None = None) -> None:
-    """θ ← θ(1 − lr·wd) − lr·D, D = m̂ ⊘ (√v̂ + eps) (or ψ(D) with ``direction_psi = (psi, t, gamma)``)."""
+def _adam_direction(m: Tensor, v: Tensor, step: Tensor, *, beta1: float, beta2: float, eps: float) -> Tensor:
+    """D = m̂ ⊘ (√v̂ + eps), the bias corrections from the (tensor) step count: AdamW's direction."""
     denom = (v / (1.0 - torch.pow(beta2, step))).sqrt_().add_(eps)
-    direction = (m / (1.0 - torch.pow(beta1, step))).div_(denom)
-    if direction_psi is not None:
-        apply_psi_(direction, direction_psi[0], direction_psi[1], 1.0, direction_psi[2])
-    p.mul_(1 - lr * weight_decay).sub_(direction.mul_(lr))
+    return (m / (1.0 - torch.pow(beta1, step))).div_(denom)
 
 
 def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, *, lr: float, beta1: float, beta2: float,
@@ -119,10 +115,8 @@ def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, *, lr: f
     step.add_(1)
     m.lerp_(g, 1 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    denom = (v / (1.0 - torch.pow(beta2, step))).sqrt_().add_(eps)
-    direction = (m / (1.0 - torch.pow(beta1, step))).div_(denom)
-    shrunk = apply_psi_(direction.clone(), psi, t, 1.0, gamma)
-    direction = torch.where(step > warmup_steps, shrunk, direction)
+    direction = _adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps)
+    direction = torch.where(step > warmup_steps, apply_psi_(direction.clone(), psi, t, 1.0, gamma), direction)
     p.mul_(1 - lr * weight_decay).sub_(direction.mul_(lr))
 
 
