@@ -197,3 +197,26 @@ def test_row_and_column_scales():
     assert matrix_scale(conv, "row_mad").shape == (6, 1, 1, 1) and matrix_scale(conv, "rowcol_mad").shape == (6, 3, 2, 2)
     assert matrix_scale(conv, "col_mad").shape == (1, 3, 2, 2)
     assert matrix_scale(torch.randn(5), "rowcol_mad").ndim == 0  # vectors: the per-tensor MAD
+
+
+@pytest.mark.parametrize("kind", ["mad", "row_mad", "col_mad", "rowcol_mad"])
+def test_scales_ignore_unobserved_zero_entries(kind):
+    """An embedding gradient: most rows exactly 0 (tokens not in the batch), one rare row with 3 nonzero entries.
+    The scale comes from the observed entries, so the rare row is not clipped to 0 and nothing turns NaN,
+    with or without Cauchy draws on top."""
+    gen = torch.Generator().manual_seed(0)
+    g = torch.zeros(65, 32)
+    g[:8] = torch.randn(8, 32, generator=gen)
+    g[40, :3] = torch.tensor([0.9, -1.1, 0.7])
+    s = matrix_scale(g, kind)
+    assert torch.isfinite(s).all() and (s > 1e-3).all()
+    p = torch.zeros(65, 32, requires_grad=True)
+    p.grad = g.clone()
+    shrink_grads_([p], psi="smooth", t=3.0, scale=kind)
+    assert torch.isfinite(p.grad).all() and (p.grad[9:40] == 0).all()
+    assert (p.grad[40, :3].abs() > 0.5 * g[40, :3].abs()).all()
+    hits = torch.rand(65, 32, generator=gen) < 0.05
+    hits[8:] = False  # draws on the observed rows (a row with one observed entry has nothing to compare it to)
+    p.grad = g + torch.where(hits, 1e3, 0.0)
+    shrink_grads_([p], psi="smooth", t=3.0, scale=kind)
+    assert hits.any() and torch.isfinite(p.grad).all() and p.grad.abs().max() < 10

@@ -67,8 +67,14 @@ def median_sample(g: Tensor, max_entries: int = MAD_SAMPLE) -> Tensor:
     return flat[::stride]
 
 
-def _mad(a: Tensor, dim: int) -> Tensor:
-    return MAD_TO_SIGMA * a.median(dim=dim, keepdim=True).values
+def _mad(a: Tensor, dim: int | None = None) -> Tensor:
+    """1.4826·median of the *nonzero* entries of ``a`` = |G| (along ``dim``, or of all), 1 where there are
+    none. An exactly zero gradient entry was not observed (an embedding row of a token absent from the
+    batch, a dead unit): counting it would put the median of a mostly-zero row or matrix at 0 and clip
+    every entry that was observed."""
+    observed = a.masked_fill(a == 0, math.nan)
+    med = observed.nanmedian() if dim is None else observed.nanmedian(dim=dim, keepdim=True).values
+    return (MAD_TO_SIGMA * med).nan_to_num_(nan=1.0)
 
 
 def _rank1_mad(a: Tensor) -> Tensor:
@@ -78,19 +84,19 @@ def _rank1_mad(a: Tensor) -> Tensor:
     s = torch.ones((), dtype=a.dtype, device=a.device)
     for _ in range(2):
         r = a / s
-        whole = (MAD_TO_SIGMA * median_sample(r).median()).clamp_min(_TINY)
-        s = s * (_mad(r, 1) * _mad(r, 0) / whole).clamp_min(_TINY)
+        s = s * (_mad(r, 1) * _mad(r, 0) / _mad(median_sample(r))).clamp_min(_TINY)
     return s
 
 
 def matrix_scale(g: Tensor, kind: str) -> Tensor:
-    """Inlier scale of ``g`` (no host sync), floored at 1e-30, broadcastable to ``g``: a 0-d tensor
-    for ``"rms"``/``"mad"``; per row / column / rank-1 (rows = first dim, the rest flattened) for
-    ``"row_mad"``/``"col_mad"``/``"rowcol_mad"`` (a tensor with < 2 dims gets the per-tensor MAD)."""
+    """Inlier scale of ``g`` from its nonzero entries (no host sync), floored at 1e-30, broadcastable to
+    ``g``: a 0-d tensor for ``"rms"``/``"mad"``; per row / column / rank-1 (rows = first dim, the rest
+    flattened) for ``"row_mad"``/``"col_mad"``/``"rowcol_mad"`` (a tensor with < 2 dims gets the
+    per-tensor MAD). A row, column or tensor with no nonzero entry gets scale 1 (its entries are 0)."""
     if kind == "rms":
         s = torch.linalg.vector_norm(g) / g.numel() ** 0.5
     elif kind == "mad" or (kind in SCALES and g.ndim < 2):
-        s = MAD_TO_SIGMA * median_sample(g).abs().median()
+        s = _mad(median_sample(g).abs())
     elif kind in ("row_mad", "col_mad", "rowcol_mad"):
         a = g.reshape(g.shape[0], -1).abs()
         if kind == "row_mad":
