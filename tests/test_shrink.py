@@ -193,13 +193,23 @@ def test_row_and_column_scales():
     first = mad(a, 1) * mad(a, 0) / (MAD_TO_SIGMA * a.median())
     b = a / first
     torch.testing.assert_close(rc, first * mad(b, 1) * mad(b, 0) / (MAD_TO_SIGMA * b.median()))
+    # rowcol_geo: log s_ij = mean_j log|g| + mean_i log|g| − mean log|g| − E log|Z| (two-way additive fit),
+    # refitted once with log|g| capped at log(3·s)
+    def additive_fit(la):
+        return la.mean(1, keepdim=True) + la.mean(0, keepdim=True) - la.mean() + (0.5772156649015329 + math.log(2)) / 2
+    la = a.double().log()
+    fit = additive_fit(torch.minimum(la, additive_fit(la) + math.log(3.0)))
+    torch.testing.assert_close(matrix_scale(g, "rowcol_geo").double(), fit.exp(), rtol=1e-4, atol=0)
+    z = torch.randn(400, 300, generator=gen, dtype=torch.float64)
+    assert matrix_scale(z, "rowcol_geo").mean().item() == pytest.approx(1.0, rel=0.02)  # unbiased scale for N(0, 1)
     conv = torch.randn(6, 3, 2, 2, generator=gen)
     assert matrix_scale(conv, "row_mad").shape == (6, 1, 1, 1) and matrix_scale(conv, "rowcol_mad").shape == (6, 3, 2, 2)
+    assert matrix_scale(conv, "rowcol_geo").shape == (6, 3, 2, 2)
     assert matrix_scale(conv, "col_mad").shape == (1, 3, 2, 2)
     assert matrix_scale(torch.randn(5), "rowcol_mad").ndim == 0  # vectors: the per-tensor MAD
 
 
-@pytest.mark.parametrize("kind", ["mad", "row_mad", "col_mad", "rowcol_mad"])
+@pytest.mark.parametrize("kind", ["mad", "row_mad", "col_mad", "rowcol_mad", "rowcol_geo"])
 def test_scales_ignore_unobserved_zero_entries(kind):
     """An embedding gradient: most rows exactly 0 (tokens not in the batch), one rare row with 3 nonzero entries.
     The scale comes from the observed entries, so the rare row is not clipped to 0 and nothing turns NaN,

@@ -9,11 +9,12 @@ applied to copies of the gradients (``p.grad`` is left as it was):
     B ← μB + (1−μ)G̃,  U = (1−μ)G̃ + μB (Nesterov),  O = NS5(U),  θ ← θ(1 − lr·wd) − lr·α·O
 
 The scale (``grad_transforms.SCALES``) is per matrix (``"mad"``, ``"rms"``), per row / column
-(``"row_mad"``, ``"col_mad"``) or the rank-1 ``"rowcol_mad"`` (default, chosen by measurement in
-``experiments/paper1/clip_scale.py``, results/paper1/clip_scale.json: on the hidden-matrix gradients
-of the paper-1 char GPT a per-matrix MAD puts 5.8% of entries beyond 3·scale — the matrix's
-*structure*, rows and columns of unequal scale — against 0.27% for a Gaussian; the rank-1 scale
-puts 0.31% there and still catches every large Cauchy draw of the contaminated control).
+(``"row_mad"``, ``"col_mad"``) or rank-1 (``"rowcol_mad"``, and ``"rowcol_geo"``, the default),
+chosen by measurement (``experiments/paper1/clip_scale.py``, results/paper1/clip_scale.json): on
+the hidden-matrix gradients of the paper-1 char GPT, a per-matrix MAD puts 5.8% of entries beyond
+3·scale — the matrix's *structure*, rows and columns of unequal scale — against 0.27% for a
+Gaussian; the rank-1 geometric-mean scale puts 0.22% there and still catches every large Cauchy
+draw of the contaminated control (the rank-1 MAD does as well, 0.31%, at ~30× the cost).
 With ``position="momentum"`` the shrink acts on U instead (after Nesterov, before
 Newton–Schulz); NS is scale-invariant, so there only the relative shrinkage
 ψ(U/s) matters and U is not scaled back. That position has its own step, built on
@@ -54,7 +55,7 @@ class ClipMuon(Muon):
     """
 
     def __init__(self, params, *, psi: str | None = "hard", t: float = 3.0, slope: float = 1.0,
-                 gamma: float = 1.0, scale: str = "rowcol_mad", position: str = "grad", **muon_hyper):
+                 gamma: float = 1.0, scale: str = "rowcol_geo", position: str = "grad", **muon_hyper):
         self._clip_defaults = dict(psi=psi, t=t, slope=slope, gamma=gamma, scale=scale, position=position)
         super().__init__(params, **muon_hyper)
         self.defaults.update(self._clip_defaults)

@@ -16,7 +16,7 @@ A transformation edits ``p.grad`` in place after backward (and the DDP all-reduc
 ====================== ==========================================================================
 name                   transform (``params``: which parameters; route_params(model) classes)
 ====================== ==========================================================================
-``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="rowcol_mad")``, params="matrix"
+``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="rowcol_geo")``, params="matrix"
 ``clip_norm``          ``clip_grad_norm_(max_norm=1.0)`` (torch's global-norm clip), params="all"
 ``spectral_soft_clip`` ``spectral_soft_clip_grads_(c=0.1)``, params="matrix"
 ``cauchy_noise``       ``geomopt.noise.inject:cauchy_gradient_noise`` (synthetic contamination)
@@ -31,7 +31,8 @@ to right, with one kwargs table per name. Clip-then-Muon (``ClipMuon(position="g
 Shrink scales (per tensor G, viewed as a matrix (rows, ·)): ``"rms"`` ‖G‖_F/√numel, ``"mad"``
 1.4826·median|G|, ``"row_mad"`` the same per row, ``"col_mad"`` per column, ``"rowcol_mad"``
 r_i·c_j/m (row and column MADs over the matrix MAD, refined once: a rank-1 scale for unequal
-row *and* column scales), a number, or per-entry scale tensors (e.g. √v̂ of Adam).
+row *and* column scales), ``"rowcol_geo"`` the same rank-1 model fitted to log|G| by row and
+column means (default: as accurate, ~30× cheaper), a number, or per-entry scale tensors (e.g. √v̂).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from geomopt.optim.spectral_clip import spectral_soft_clip
 
 MAD_TO_SIGMA = 1.4826  # 1/Φ⁻¹(3/4): median|x| of N(0, σ²) is σ/1.4826
 MAD_SAMPLE = 65536  # entries the median is taken over (a median of 2.4M entries costs ~20% of a Muon step)
-SCALES = ("rms", "mad", "row_mad", "col_mad", "rowcol_mad")
+SCALES = ("rms", "mad", "row_mad", "col_mad", "rowcol_mad", "rowcol_geo")
+LOG_ABS_NORMAL = -(0.5772156649015329 + math.log(2.0)) / 2  # E log|Z|, Z ~ N(0, 1): −(γ_E + log 2)/2
 _TINY = 1e-30
 
 
@@ -88,23 +90,43 @@ def _rank1_mad(a: Tensor) -> Tensor:
     return s
 
 
+def _rank1_geo(a: Tensor, passes: int = 2) -> Tensor:
+    """s_ij = exp(ρ_i + κ_j − E log|Z|) with log|G_ij| ≈ ρ_i + κ_j + log|Z_ij|: the two-way additive fit of
+    log|G| over its nonzero entries (row mean + column mean − grand mean; exact for a full matrix), a rank-1
+    scale like ``rowcol_mad`` at a fraction of the cost (means instead of medians). The second pass refits
+    with log|G| capped at log(3·s) of the first (a Winsorised mean in the log domain), so an outlier moves
+    its row's and column's fit by at most ~log(3·s₁/s)/n; the cap moves E log|Z| by < 1e-3, ignored."""
+    a = a.float()
+    seen = a > 0
+    logs = torch.where(seen, a.clamp_min(1e-38).log(), 0.0)
+    w = seen.float()
+    n_rows, n_cols, n = w.sum(1, keepdim=True).clamp_min(1.0), w.sum(0, keepdim=True).clamp_min(1.0), w.sum().clamp_min(1.0)
+    for k in range(passes):
+        if k:
+            logs = torch.minimum(logs, fit + math.log(3.0)) * w
+        fit = logs.sum(1, keepdim=True) / n_rows + logs.sum(0, keepdim=True) / n_cols - logs.sum() / n - LOG_ABS_NORMAL
+    return fit.exp()
+
+
 def matrix_scale(g: Tensor, kind: str) -> Tensor:
     """Inlier scale of ``g`` from its nonzero entries (no host sync), floored at 1e-30, broadcastable to
     ``g``: a 0-d tensor for ``"rms"``/``"mad"``; per row / column / rank-1 (rows = first dim, the rest
-    flattened) for ``"row_mad"``/``"col_mad"``/``"rowcol_mad"`` (a tensor with < 2 dims gets the
+    flattened) for ``"row_mad"``/``"col_mad"``/``"rowcol_mad"``/``"rowcol_geo"`` (a tensor with < 2 dims gets the
     per-tensor MAD). A row, column or tensor with no nonzero entry gets scale 1 (its entries are 0)."""
     if kind == "rms":
         s = torch.linalg.vector_norm(g) / g.numel() ** 0.5
     elif kind == "mad" or (kind in SCALES and g.ndim < 2):
         s = _mad(median_sample(g).abs())
-    elif kind in ("row_mad", "col_mad", "rowcol_mad"):
+    elif kind in ("row_mad", "col_mad", "rowcol_mad", "rowcol_geo"):
         a = g.reshape(g.shape[0], -1).abs()
         if kind == "row_mad":
             s = _mad(a, 1)  # (rows, 1)
         elif kind == "col_mad":
             s = _mad(a, 0)  # (1, cols)
-        else:
+        elif kind == "rowcol_mad":
             s = _rank1_mad(a)
+        else:
+            s = _rank1_geo(a).to(g.dtype)
         s = s.reshape(s.shape[0], *(g.shape[1:] if s.shape[1] > 1 else [1] * (g.ndim - 1)))
     else:
         raise ValueError(f"scale={kind!r} unknown; choose one of: {', '.join(SCALES)}, a number, or per-entry tensors")
@@ -119,7 +141,7 @@ def _grads(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
 
 @torch.no_grad()
 def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: float = 3.0,
-                    scale: str | float | Sequence[Tensor] = "rowcol_mad", slope: float = 1.0, gamma: float = 1.0,
+                    scale: str | float | Sequence[Tensor] = "rowcol_geo", slope: float = 1.0, gamma: float = 1.0,
                     rescale: bool = True) -> list[Tensor]:
     """``G ← s · ψ(G/s; t)`` in place on every tensor of ``grads`` (non-finite entries -> 0 first, the
     scale measured after); returns the scales used. ``psi=None``/``"none"`` only zeroes non-finite entries."""
@@ -147,7 +169,7 @@ def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: floa
 
 
 def shrink_grads_(params: Iterable[Tensor] | Tensor, psi: str | None = "smooth", t: float = 3.0,
-                  scale: str | float | Sequence[Tensor] = "rowcol_mad", slope: float = 1.0,
+                  scale: str | float | Sequence[Tensor] = "rowcol_geo", slope: float = 1.0,
                   gamma: float = 1.0) -> list[Tensor]:
     """``shrink_tensors_`` on every ``p.grad`` (the ``shrink`` transform)."""
     return shrink_tensors_(_grads(params), psi, t, scale, slope, gamma)

@@ -53,7 +53,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       "AdamW with entry-wise smooth shrinkage of g scaled by sqrt(v_hat) (pre-clipping)"),
         OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True,
                       {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0,
-                       "psi": "hard", "t": 3.0, "scale": "rowcol_mad", "position": "grad"},
+                       "psi": "hard", "t": 3.0, "scale": "rowcol_geo", "position": "grad"},
                       "entry-wise clip (rank-1 row x column MAD scale) before Muon's momentum + Newton-Schulz"),
         # Each paper's optimizers are added here as they land.
         # Paper 3 (Stacey) and the shared Lion baseline. Stacey: lr = η, α = alpha_ratio·lr, τ = tau_ratio·lr
