@@ -49,12 +49,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         # Paper 1 (Reconstructed): entry-wise shrinkage in front of AdamW / Muon. The remedies as plain
         # gradient transforms (shrink, clip_norm, spectral_soft_clip) are in geomopt.optim.grad_transforms.
         OptimizerSpec("shrink_adamw", "geomopt.optim.shrink_adamw:ShrinkAdamW", False,
-                      {**ADAMW_DEFAULTS, "psi": "smooth", "t": 3.0, "slope": 1.0, "warmup_steps": 10},
+                      {**ADAMW_DEFAULTS, "psi": "smooth", "t": 3.0, "warmup_steps": 10},
                       "AdamW with entry-wise smooth shrinkage of g scaled by sqrt(v_hat) (pre-clipping)"),
         OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True,
                       {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0,
-                       "psi": "hard", "t": 3.0, "scale": "mad", "position": "grad"},
-                      "entry-wise clip (per-matrix MAD scale) before Muon's momentum + Newton-Schulz"),
+                       "psi": "hard", "t": 3.0, "scale": "rowcol_geo", "position": "grad"},
+                      "entry-wise clip (rank-1 row x column MAD scale) before Muon's momentum + Newton-Schulz"),
         # Each paper's optimizers are added here as they land.
         # Paper 3 (Stacey) and the shared Lion baseline. Stacey: lr = η, α = alpha_ratio·lr, τ = tau_ratio·lr
         # (public-code defaults τ = η = α = 1e-3, p = 3, WD 5e-4).
