@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
-from torch.optim._muon import muon as _muon_step
+from torch.optim._muon import _adjust_lr
 
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.grad_transforms import SCALES, shrink_tensors_
-from geomopt.optim.muon import Muon
+from geomopt.optim.muon import Muon, orthogonalize
 from geomopt.optim.shrink import check_psi, check_threshold, zero_nonfinite_
 
 POSITIONS = ("grad", "momentum")
@@ -87,11 +86,7 @@ class ClipMuon(Muon):
             if not params:
                 continue
             if group["psi"] is None or group["position"] == "grad":
-                grads = self._matrix_grads(group, params, grads)
-                _muon_step(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
-                           momentum=group["momentum"], nesterov=group["nesterov"],
-                           ns_coefficients=group["ns_coefficients"], eps=group["eps"],
-                           ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"], has_complex=False)
+                self._muon_update(group, params, self._matrix_grads(group, params, grads), bufs)
             else:
                 self._momentum_clip_step(group, params, grads, bufs)
         return loss
@@ -105,6 +100,6 @@ class ClipMuon(Muon):
             buf.lerp_(g, 1 - mu)
             u = g.lerp(buf, mu) if group["nesterov"] else buf
             (u,) = _shrink_copies([u], group, rescale=False)  # NS5 is scale-invariant
-            update = _zeropower_via_newtonschulz(u, group["ns_coefficients"], group["ns_steps"], group["eps"])
+            update = orthogonalize(u, group)
             p.mul_(1 - lr * group["weight_decay"])
             p.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], p.shape))

@@ -29,10 +29,10 @@ msign is equivariant, Q_L·msign(Q_LᵀNQ_R)·Q_Rᵀ = msign(N): the direction i
 the eigenbasis only decides where Γ acts elementwise.
 
 Differences from the public code, on purpose:
-- msign is torch's Muon Newton–Schulz (``torch.optim._muon._zeropower_via_newtonschulz``,
-  5 quintic steps in bf16, Frobenius normalisation). The code's extra first-iteration
-  division by ‖(YYᵀ)²‖_F^{1/4} is not applied: we share Muon's exact orthogonaliser so
-  that DeVA-S∞ vs Muon differ only in Γ and scaling.
+- msign is by default torch's Muon Newton–Schulz (``orthogonalizer="newton_schulz"``: 5 quintic
+  steps in bf16, Frobenius normalisation), shared with our Muon so that DeVA-S∞ vs Muon differ
+  only in Γ and scaling. ``orthogonalizer="authors"`` is the code's msign, with its extra
+  first-iteration division by ‖(YYᵀ)²‖_F^{1/4} (geomopt.optim.orthogonalize; bit-exact).
 - M is re-projected only when the basis changes (every k steps); the code rotates M
   back and forth every step, which is the identity between refreshes.
 - Γ is not stored (``keep_gain=True`` keeps the last Γ in ``state["gain"]`` for diagnostics).
@@ -51,19 +51,14 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.orthogonalize import NS_COEFFICIENTS, check_orthogonalizer, msign
 from geomopt.optim.soap import (EigenbasisOptimizer, bases, check_common_hparams, from_eigenbasis, shampoo_beta,
                                 to_eigenbasis, update_factors)
 
-NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
-
-
-def msign(x: torch.Tensor, ns_coefficients=NS_COEFFICIENTS, ns_steps: int = 5) -> torch.Tensor:
-    """≈ UVᵀ of x = UΣVᵀ by Muon's Newton–Schulz (bf16), returned in x's dtype."""
-    return _zeropower_via_newtonschulz(x, ns_coefficients, ns_steps, 1e-7).to(x.dtype)
+__all__ = ["NS_COEFFICIENTS", "DevaLinf", "DevaSinf", "msign"]  # msign lives in geomopt.optim.orthogonalize
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,8 +165,8 @@ def spectral_gain(source: torch.Tensor, gain_ema: torch.Tensor, beta2: float, ep
 
 def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema: torch.Tensor | None, t: int, *,
                         beta1: float, beta2: float, eps: float, nesterov: bool, gain: str, sign_stabilized: bool,
-                        bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                        bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int,
+                        orthogonalizer: str = "newton_schulz") -> tuple[torch.Tensor, torch.Tensor | None]:
     """The DeVA-S∞ update in the eigenbasis, 0.2·√max(n,m)·Γ⊙msign(N), and the gain Γ
     (bias correction √(1−β2^t)/(1−β1^t) folded in). ``momentum``/``gain_ema`` are updated in place.
     ``gain="none"`` is the Γ ≡ 1 ablation (Muon at RMS 0.2): the bias correction belongs to Γ
@@ -180,7 +175,8 @@ def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema
     direction = torch.lerp(grad_rot, momentum, beta1) if nesterov else momentum
     if sign_stabilized:  # AdaMuon-style O = msign(sign(N))
         direction = direction.sign()
-    update = msign(direction, ns_coefficients, ns_steps).mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
+    update = msign(direction, ns_coefficients, ns_steps, orthogonalizer)
+    update.mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
     if gain == "none":
         return update, None
     source = momentum if gain == "momentum" else grad_rot
@@ -195,6 +191,8 @@ class DevaSinf(EigenbasisOptimizer):
     lr 3e-3, betas (0.95, 0.95), shampoo_beta = β2, eps 1e-8, WD 0.01 (after the step), refresh
     every 10 steps, max_precond_dim 10000, bias correction on, Nesterov on, update RMS 0.2.
 
+    ``orthogonalizer``: "newton_schulz" (torch's, shared with Muon) or "authors" (the code's msign).
+
     Variants (Reconstructed, spec §2.2): ``basis="identity"`` (Γ in the original coordinates,
     Q = Id), ``gain="none"`` (Γ ≡ 1; no eigenbasis is kept since msign is equivariant),
     ``gain="instantaneous"`` (r, c from G̃ instead of M), ``sign_stabilized=True`` (msign(sign(N))).
@@ -205,7 +203,7 @@ class DevaSinf(EigenbasisOptimizer):
                  precondition_frequency: int = 10, max_precond_dim: int = 10000, bias_correction: bool = True,
                  nesterov: bool = True, gain: str = "momentum", basis: str = "eigen", sign_stabilized: bool = False,
                  rms_scale: float = 0.2, skip_first_step: bool = True, ns_coefficients=NS_COEFFICIENTS,
-                 ns_steps: int = 5, keep_gain: bool = False):
+                 ns_steps: int = 5, orthogonalizer: str = "newton_schulz", keep_gain: bool = False):
         check_common_hparams("DevaSinf", lr, betas, eps, weight_decay, precondition_frequency, max_precond_dim)
         if shampoo_beta is not None and not 0.0 <= shampoo_beta < 1.0:
             raise ValueError(f"DevaSinf: shampoo_beta must be in [0, 1) or None (= beta2), got {shampoo_beta}")
@@ -219,11 +217,13 @@ class DevaSinf(EigenbasisOptimizer):
                         precondition_frequency=precondition_frequency, max_precond_dim=max_precond_dim,
                         bias_correction=bias_correction, nesterov=nesterov, gain=gain, basis=basis,
                         sign_stabilized=sign_stabilized, rms_scale=rms_scale, skip_first_step=skip_first_step,
-                        ns_coefficients=tuple(ns_coefficients), ns_steps=ns_steps, keep_gain=keep_gain)
+                        ns_coefficients=tuple(ns_coefficients), ns_steps=ns_steps, orthogonalizer=orthogonalizer,
+                        keep_gain=keep_gain)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
+        check_orthogonalizer(self.param_groups[-1]["orthogonalizer"], "DevaSinf")
         for p in self.param_groups[-1]["params"]:
             if p.ndim < 2:
                 raise ValueError(f"DevaSinf takes matrices (or conv filters); got a parameter of shape "
@@ -243,7 +243,8 @@ class DevaSinf(EigenbasisOptimizer):
             to_eigenbasis(grad, left, right), state["momentum"], state.get("gain_ema"), t, beta1=beta1,
             beta2=beta2, eps=group["eps"], nesterov=group["nesterov"], gain=group["gain"],
             sign_stabilized=group["sign_stabilized"], bias_correction=group["bias_correction"],
-            rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"])
+            rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"],
+            orthogonalizer=group.get("orthogonalizer", "newton_schulz"))
         p.add_(from_eigenbasis(update, left, right).reshape(p.shape).to(p.dtype), alpha=-group["lr"])
         if group["weight_decay"] > 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])  # after the step, uncorrected η (as the code)

@@ -8,23 +8,37 @@ exactly ``torch.optim.Muon`` (the tests compare them bit for bit).
 
 Subclasses (clip-then-Muon) transform the gradient matrices through
 ``_matrix_grads`` before the momentum.
+
+``orthogonalizer``: "newton_schulz" (torch's, the default: torch's step, bit for bit) or
+"authors" (the DeVA authors' msign, geomopt.optim.orthogonalize; the same step equations).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
+from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
 from torch.optim._muon import muon as _muon_step
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.orthogonalize import check_orthogonalizer, msign_authors
+
+
+def orthogonalize(update: Tensor, group: dict) -> Tensor:
+    """msign of one 2-D update by the group's orthogonalizer (torch's with the group's eps)."""
+    if group.get("orthogonalizer") == "authors":  # .get: param groups saved before the option
+        return msign_authors(update, group["ns_coefficients"], group["ns_steps"])
+    return _zeropower_via_newtonschulz(update, group["ns_coefficients"], group["ns_steps"], group["eps"])
 
 
 class Muon(torch.optim.Muon):
-    def __init__(self, params, **hyper):
+    def __init__(self, params, orthogonalizer: str = "newton_schulz", **hyper):
         # torch's own argument checks, on a stand-in parameter (ours may be 4-D).
         probe = torch.optim.Muon([torch.zeros(1, 1)], **hyper)
-        torch.optim.Optimizer.__init__(self, params, probe.defaults)
+        torch.optim.Optimizer.__init__(self, params, {**probe.defaults, "orthogonalizer": orthogonalizer})
         for group in self.param_groups:
+            check_orthogonalizer(group["orthogonalizer"], type(self).__name__)
             for p in group["params"]:
                 if p.ndim < 2:
                     raise ValueError(f"Muon takes matrices (or conv filters); got a parameter of shape "
@@ -58,9 +72,20 @@ class Muon(torch.optim.Muon):
             params, grads, bufs = self._matrix_views(group)
             if not params:
                 continue
-            grads = self._matrix_grads(group, params, grads)
+            self._muon_update(group, params, grads=self._matrix_grads(group, params, grads), bufs=bufs)
+        return loss
+
+    def _muon_update(self, group: dict, params: list[Tensor], grads: list[Tensor], bufs: list[Tensor]) -> None:
+        """Muon's step on 2-D views: torch's own function, or (another orthogonalizer) the same
+        equations as torch's single-tensor loop."""
+        if group.get("orthogonalizer", "newton_schulz") == "newton_schulz":
             _muon_step(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
                        momentum=group["momentum"], nesterov=group["nesterov"],
                        ns_coefficients=group["ns_coefficients"], eps=group["eps"], ns_steps=group["ns_steps"],
                        adjust_lr_fn=group["adjust_lr_fn"], has_complex=False)
-        return loss
+            return
+        for p, g, buf in zip(params, grads, bufs):
+            buf.lerp_(g, 1 - group["momentum"])
+            update = orthogonalize(g.lerp(buf, group["momentum"]) if group["nesterov"] else buf, group)
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+            p.add_(update, alpha=-_adjust_lr(group["lr"], group["adjust_lr_fn"], p.shape))

@@ -15,11 +15,11 @@ s_ε(c) = c / (|c|^{(p−2)/(p−1)} + ε) is the unscaled ℓp steepest-descent
 placement; the public code's c·(|c|+ε)^{(2−p)/(p−1)} agrees only as ε → 0). p = 2 gives
 c/(1+ε), p → ∞ gives sign(c). ∇φ(z) = sign(z)|z|^{p−1}, ∇φ*(w) = sign(w)|w|^{1/(p−1)}.
 
-Learning rate. ``lr`` is the primal step η. The dual step and the coupling are given as ratios
-to it, α = alpha_ratio·lr and τ = tau_ratio·lr (defaults 1, 1: the code's τ = η = α), so a
-scheduler that scales ``lr`` scales all three together and lr = 0 freezes θ. (The paper's
-schedules came from unreleased code; which of η, α, τ it scheduled is unknown, spec §5.)
-τ must stay in [0, 1]: ``step`` raises ValueError if a schedule pushes tau_ratio·lr above 1.
+Step sizes. ``lr`` is the primal step η; the dual step α and the coupling τ are hyper-parameters
+of their own (defaults 1e-3 each, the public code's τ = η = α = 1e-3), so that lr, tau and alpha
+are tuned apart. A scheduler that scales ``lr`` scales η only (torch's convention: ``lr`` is the
+one key a scheduler touches; which of η, α, τ the paper's unreleased schedules scaled is unknown,
+spec §5). τ must lie in [0, 1]: at τ = 1 the ℓp step is multiplied by 1 − τ = 0.
 
 Unlike the public code: z and m live in ``self.state`` (state_dict round-trips), param groups and
 ``lr`` work, ``step`` returns the loss, no per-step host sync, z is updated in place. ``foreach``
@@ -138,7 +138,7 @@ class Stacey(torch.optim.Optimizer):
     """Stacey(p,2) (``dual="l2"``) or Stacey(p,p) (``dual="lp"``); see the module docstring."""
 
     def __init__(self, params, lr: float = 1e-3, p: float = 3.0, betas: tuple[float, float] = (0.9, 0.999),
-                 alpha_ratio: float = 1.0, tau_ratio: float = 1.0, eps: float | None = None,
+                 alpha: float = 1e-3, tau: float = 1e-3, eps: float | None = None,
                  weight_decay: float = 5e-4, dual: str = "l2", foreach: bool | None = None):
         if dual not in DUAL_GEOMETRIES:
             raise ValueError(f"dual geometry {dual!r} unknown; choose one of: {', '.join(DUAL_GEOMETRIES)}")
@@ -149,16 +149,15 @@ class Stacey(torch.optim.Optimizer):
             (p >= 2 and p != float("inf"), f"p must be finite and >= 2 (Stacey's ℓp geometry), got {p}"),
             (0.0 <= betas[0] <= 1.0, f"beta1 must be in [0, 1], got {betas[0]}"),
             (0.0 <= betas[1] < 1.0, f"beta2 must be in [0, 1), got {betas[1]}"),
-            (alpha_ratio >= 0, f"alpha_ratio (α = alpha_ratio·lr) must be >= 0, got {alpha_ratio}"),
-            (tau_ratio >= 0, f"tau_ratio (τ = tau_ratio·lr) must be >= 0, got {tau_ratio}"),
-            (tau_ratio * lr <= 1.0, f"τ = tau_ratio·lr = {tau_ratio * lr} must be <= 1; lower tau_ratio or lr"),
+            (alpha >= 0, f"alpha (the dual step α) must be >= 0, got {alpha}"),
+            (0.0 <= tau <= 1.0, f"tau (the coupling τ) must be in [0, 1], got {tau}"),
             (eps >= 0, f"eps must be >= 0, got {eps}"),
             (weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"Stacey: {msg}")
-        defaults = dict(lr=lr, p=float(p), betas=tuple(betas), alpha_ratio=alpha_ratio, tau_ratio=tau_ratio,
+        defaults = dict(lr=lr, p=float(p), betas=tuple(betas), alpha=alpha, tau=tau,
                         eps=eps, weight_decay=weight_decay, dual=dual, foreach=foreach)
         super().__init__(params, defaults)
 
@@ -199,11 +198,9 @@ class Stacey(torch.optim.Optimizer):
             params, grads, zs, ms = self._init_group(group)
             if not params:
                 continue
-            lr = group["lr"]
-            tau = group["tau_ratio"] * lr
-            if tau > 1.0:
-                raise ValueError(f"Stacey: τ = tau_ratio·lr = {tau} > 1 (lr {lr} from a schedule?); lower tau_ratio")
-            hyper = dict(lr=lr, alpha=group["alpha_ratio"] * lr, tau=tau, beta1=group["betas"][0],
+            if not 0.0 <= group["tau"] <= 1.0:
+                raise ValueError(f"Stacey: tau (the coupling τ) must be in [0, 1], got {group['tau']}")
+            hyper = dict(lr=group["lr"], alpha=group["alpha"], tau=group["tau"], beta1=group["betas"][0],
                          beta2=group["betas"][1], p=group["p"], eps=group["eps"],
                          weight_decay=group["weight_decay"], dual=group["dual"])
             foreach = group["foreach"]
