@@ -51,15 +51,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.fused import by_device_and_dtype, fused_step
+from geomopt.optim.torch_private import NS_COEFFICIENTS
+from geomopt.optim.torch_private import zeropower_via_newtonschulz as _zeropower_via_newtonschulz
 from geomopt.optim.soap import (EigenbasisOptimizer, bases, check_common_hparams, from_eigenbasis, shampoo_beta,
                                 to_eigenbasis, update_factors)
 
-NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
 
 
 def msign(x: torch.Tensor, ns_coefficients=NS_COEFFICIENTS, ns_steps: int = 5) -> torch.Tensor:

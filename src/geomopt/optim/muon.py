@@ -7,16 +7,18 @@ of every parameter, gradient and momentum buffer. For 2-D parameters it is
 exactly ``torch.optim.Muon`` (the tests compare them bit for bit).
 
 Subclasses (clip-then-Muon) transform the gradient matrices through
-``_matrix_grads`` before the momentum.
+``_matrix_grads`` before the momentum. Under DDP, ``opt.shard = True`` makes each rank step
+only its share of the matrices and broadcast them (``geomopt.optim.shard``).
 """
 
 from __future__ import annotations
 
 import torch
-from torch.optim._muon import muon as _muon_step
 
-from geomopt.optim.routing import as_matrix
+from geomopt.optim import shard
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.routing import as_matrix
+from geomopt.optim.torch_private import muon_step as _muon_step
 
 
 class Muon(torch.optim.Muon):
@@ -34,11 +36,12 @@ class Muon(torch.optim.Muon):
         """Hook for subclasses: the 2-D gradients fed to Muon's momentum (identity here)."""
         return grads
 
-    def _matrix_views(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """2-D views of the group's parameters that have gradients, their gradients and momentum
-        buffers (created on first use)."""
+    def _matrix_views(self, group: dict, only: list[torch.Tensor] | None = None
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """2-D views of the group's parameters that have gradients (of ``only``'s, if given), their
+        gradients and momentum buffers (created on first use)."""
         params, grads, bufs = [], [], []
-        for p in group["params"]:
+        for p in group["params"] if only is None else only:
             if p.grad is None:
                 continue
             if p.grad.is_sparse or torch.is_complex(p):
@@ -55,12 +58,14 @@ class Muon(torch.optim.Muon):
     def step(self, closure=None):
         loss = closure_loss(closure)
         for group in self.param_groups:
-            params, grads, bufs = self._matrix_views(group)
-            if not params:
-                continue
-            grads = self._matrix_grads(group, params, grads)
-            _muon_step(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
-                       momentum=group["momentum"], nesterov=group["nesterov"],
-                       ns_coefficients=group["ns_coefficients"], eps=group["eps"], ns_steps=group["ns_steps"],
-                       adjust_lr_fn=group["adjust_lr_fn"], has_complex=False)
+            mine, stepped, owners = shard.my_share(self, group)
+            params, grads, bufs = self._matrix_views(group, mine)
+            shard.count_steps(self, len(params))
+            if params:
+                grads = self._matrix_grads(group, params, grads)
+                _muon_step(params, grads, bufs, lr=group["lr"], weight_decay=group["weight_decay"],
+                           momentum=group["momentum"], nesterov=group["nesterov"],
+                           ns_coefficients=group["ns_coefficients"], eps=group["eps"],
+                           ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"], has_complex=False)
+            shard.broadcast_from_owners(stepped, owners)
         return loss

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from geomopt.optim import shard
 from geomopt.optim.closure import closure_loss
 
 # ---------------------------------------------------------------------------
@@ -142,18 +143,22 @@ def check_common_hparams(name: str, lr: float, betas: tuple[float, float], eps: 
 
 class EigenbasisOptimizer(torch.optim.Optimizer):
     """What SOAP and DevaSinf share: one step per parameter in a Shampoo eigenbasis, whose first
-    gradient sets up the factors (and, with ``skip_first_step``, takes no step)."""
+    gradient sets up the factors (and, with ``skip_first_step``, takes no step). Under DDP,
+    ``opt.shard = True`` makes each rank step only its share of the matrices and broadcast them
+    (``geomopt.optim.shard``)."""
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure_loss(closure)
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            mine, stepped, owners = shard.my_share(self, group)
+            for p in stepped:
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            for p in mine:
                 self._step_param(p, group)
+            shard.count_steps(self, len(mine))
+            shard.broadcast_from_owners(stepped, owners)
         return loss
 
     def _step_param(self, p: torch.Tensor, group: dict) -> None:
