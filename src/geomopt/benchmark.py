@@ -116,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------- across processes
-def across_processes(path: str | Path, quick: bool, threads: tuple[int, ...] = (1, 2), processes: int = 3
+PROCESSES_ENV = "GEOMOPT_BENCH_PROCESSES"  # processes per thread count (default 3; tests use 1)
+
+
+def across_processes(path: str | Path, quick: bool, threads: tuple[int, ...] = (1, 2), processes: int | None = None
                      ) -> dict[str, list[dict]]:
     """``measure(quick)`` of the bench module at ``path`` in ``processes`` fresh processes per
     thread count: {"1": [process records], "2": [...]}."""
+    processes = processes or int(os.environ.get(PROCESSES_ENV, "3"))
     runs: dict[str, list[dict]] = {}
     for t in threads:
         env = {**os.environ, "OMP_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
