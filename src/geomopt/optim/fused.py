@@ -149,7 +149,8 @@ def fused_step(kernel: Callable, tensor_lists: list[list[torch.Tensor]], hyper: 
                       "running it eagerly", stacklevel=2)
         return kernel(*tensor_lists, **hyper, **static)
     if first:
-        name = f"{kernel.__name__}[{len(tensor_lists[0])} tensors]"
+        options = ", ".join(f"{k}={v}" for k, v in sorted(static.items()))
+        name = f"{kernel.__name__}({options})[{len(tensor_lists[0])} tensors]"
         _compile_seconds[name] = _compile_seconds.get(name, 0.0) + time.perf_counter() - t0
     return out
 
