@@ -63,16 +63,3 @@ NS_COEFFICIENTS = (_resolve("NS_A"), _resolve("NS_B"), _resolve("NS_C"))
 adamw_step = _resolve("adamw_step")
 group_tensors_by_device_and_dtype = _resolve("group_tensors_by_device_and_dtype")
 
-
-def dynamo_recompile_limit() -> tuple[object, str]:
-    """(config object, attribute name) of torch.compile's per-function recompile limit
-    (``torch._dynamo.config.recompile_limit``; ``cache_size_limit`` before torch 2.6)."""
-    import torch._dynamo
-
-    config = torch._dynamo.config
-    for attr in ("recompile_limit", "cache_size_limit"):
-        if hasattr(config, attr):
-            return config, attr
-    raise TorchPrivateAPIError(
-        f"torch {torch.__version__} has neither torch._dynamo.config.recompile_limit nor cache_size_limit "
-        f"(geomopt was written for torch {TESTED_TORCH}.x): update geomopt/optim/torch_private.py")
