@@ -72,3 +72,15 @@ def test_two_gloo_ranks_equal_one_process_and_split_the_work(tmp_path):
                 assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-6, name
         counts = [rank[name][1] for rank in ranks]
         assert sum(counts) == total and max(counts) <= 0.6 * total, (name, counts)
+
+
+def test_trainer_helper_turns_sharing_on_for_matrix_optimizers_under_ddp():
+    from geomopt.train.dist import DistInfo, share_matrix_work
+
+    params = [torch.zeros(4, 4, requires_grad=True)]
+    opts = [Muon(params), SOAP(params), DevaSinf(params), torch.optim.AdamW(params)]
+    share_matrix_work(opts, DistInfo())
+    assert not any(getattr(o, "shard", False) for o in opts)
+    share_matrix_work(opts, DistInfo(rank=0, world=2))
+    assert [getattr(o, "shard", False) for o in opts] == [True, True, True, False]
+    assert not shard.sharing(opts[0])  # no process group here: the single-process step
