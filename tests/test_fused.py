@@ -47,10 +47,12 @@ def test_compiled_step_equals_eager(name):
     assert fused.compiled_count() - before <= 2  # one compiled copy per group, whatever the lr schedule
     for a, b in zip(compiled, eager):
         assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-6
-    for sa, sb in zip(opt.state.values(), eager_opt.state.values()):  # the state too
+    # the state too, relative to the gradients' scale (O(1) here): Stacey's m is rebuilt from c with a
+    # negative lerp weight (β1−β2)/β1, which cancels digits of a small m in the eager path as well
+    for sa, sb in zip(opt.state.values(), eager_opt.state.values()):
         for k in sb:
             if torch.is_tensor(sb[k]):
-                assert ((sa[k] - sb[k]).abs().max() / sb[k].abs().max()).item() <= 1e-6, k
+                assert ((sa[k] - sb[k]).abs().max() / sb[k].abs().max().clamp(min=1.0)).item() <= 1e-6, k
 
 
 @needs_compiler
