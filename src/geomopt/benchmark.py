@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("bench: no benchmarks found under experiments/bench/")
         return 0
+    stamp = run_meta()  # once, before any record is written (a later stamp would see them as changes)
     for name in names:
         module = _load(found[name])
-        meta = run_meta()
-        meta["quick"] = args.quick
+        meta = {**stamp, "start_time": run_meta()["start_time"], "quick": args.quick}
         t0 = time.perf_counter()
         m: Measurement = module.bench(quick=args.quick)
         meta["seconds"] = round(time.perf_counter() - t0, 2)
