@@ -54,6 +54,7 @@ import torch
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.fused import by_device_and_dtype, fused_step
 from geomopt.optim.orthogonalize import NS_COEFFICIENTS, check_orthogonalizer, msign
 from geomopt.optim.soap import (EigenbasisOptimizer, bases, check_common_hparams, from_eigenbasis, shampoo_beta,
                                 to_eigenbasis, update_factors)
@@ -66,32 +67,30 @@ __all__ = ["NS_COEFFICIENTS", "DevaLinf", "DevaSinf", "msign"]  # msign lives in
 
 
 def deva_linf_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
-                   second_moments: list[torch.Tensor], steps: list[int], *, lr: float, beta1: float, beta2: float,
-                   eps: float, weight_decay: float, nesterov: bool, second_moment: str, bias_correction: bool,
-                   eps_inside_sqrt: bool) -> list[torch.Tensor]:
-    """One DeVA-ℓ∞ step on lists of tensors (foreach); returns the gains Γ. ``grads`` are only read."""
-    if weight_decay > 0:
-        torch._foreach_mul_(params, 1 - lr * weight_decay)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    tracked = exp_avgs if second_moment == "momentum" else grads
-    torch._foreach_mul_(second_moments, beta2)
-    torch._foreach_addcmul_(second_moments, tracked, tracked, value=1 - beta2)
-    numer = torch._foreach_abs(exp_avgs)
-    if bias_correction:
-        torch._foreach_div_(numer, [1 - beta1 ** t for t in steps])
-        v_hat = torch._foreach_div(second_moments, [1 - beta2 ** t for t in steps])
-    else:
-        v_hat = second_moments
-    if eps_inside_sqrt:
-        denom = torch._foreach_sqrt(torch._foreach_add(v_hat, eps))
-    else:
-        denom = torch._foreach_add(torch._foreach_sqrt(v_hat), eps)
-    gains = torch._foreach_div(numer, denom)
-    # Nesterov look-ahead (1−β1)·g + β1·m, built out of place: p.grad is never edited.
-    direction = torch._foreach_lerp(grads, exp_avgs, beta1) if nesterov else exp_avgs
-    update = torch._foreach_mul(gains, torch._foreach_sign(direction))
-    torch._foreach_add_(params, update, alpha=-lr)
-    return gains
+                   second_moments: list[torch.Tensor], *, lr, beta1, beta2, eps, weight_decay, bias1, bias2,
+                   nesterov: bool, second_moment: str, bias_correction: bool, eps_inside_sqrt: bool,
+                   keep_gain: bool = True, decay: bool = True) -> list[torch.Tensor] | None:
+    """One DeVA-ℓ∞ step in place; returns the gains Γ (``keep_gain``). ``grads`` are only read.
+    ``bias1``/``bias2`` are each tensor's 1−β1^t, 1−β2^t. A pure kernel for ``fused_step``
+    (scalars: floats or 0-d tensors)."""
+    gains = []
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, second_moments)):
+        if decay:
+            p.mul_(1 - lr * weight_decay)
+        m.lerp_(g, 1 - beta1)
+        tracked = m if second_moment == "momentum" else g
+        v.mul_(beta2).addcmul_(tracked, tracked, value=1 - beta2)
+        numer, v_hat = m.abs(), v
+        if bias_correction:
+            numer, v_hat = numer.div_(bias1[i]), v / bias2[i]
+        denom = (v_hat + eps).sqrt_() if eps_inside_sqrt else v_hat.sqrt().add_(eps)
+        gain = numer.div_(denom)
+        # Nesterov look-ahead (1−β1)·g + β1·m, built out of place: p.grad is never edited.
+        direction = torch.lerp(g, m, beta1) if nesterov else m
+        p.add_(gain * direction.sign(), alpha=-lr)
+        if keep_gain:
+            gains.append(gain)
+    return gains if keep_gain else None
 
 
 class DevaLinf(torch.optim.Optimizer):
@@ -105,13 +104,14 @@ class DevaLinf(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-5,
                  weight_decay: float = 0.0, nesterov: bool = False, second_moment: str = "momentum",
-                 bias_correction: bool = False, eps_inside_sqrt: bool = True, keep_gain: bool = False):
+                 bias_correction: bool = False, eps_inside_sqrt: bool = True, keep_gain: bool = False,
+                 fused: bool | None = None):
         check_common_hparams("DevaLinf", lr, betas, eps, weight_decay, 1, 1)
         if second_moment not in ("momentum", "gradient"):
             raise ValueError(f"DevaLinf: second_moment must be 'momentum' or 'gradient', got {second_moment!r}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, nesterov=nesterov,
                         second_moment=second_moment, bias_correction=bias_correction,
-                        eps_inside_sqrt=eps_inside_sqrt, keep_gain=keep_gain)
+                        eps_inside_sqrt=eps_inside_sqrt, keep_gain=keep_gain, fused=fused)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -138,14 +138,19 @@ class DevaLinf(torch.optim.Optimizer):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            gains = deva_linf_step(params, grads, exp_avgs, second_moments, steps, lr=group["lr"], beta1=beta1,
-                                   beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                                   nesterov=group["nesterov"], second_moment=group["second_moment"],
-                                   bias_correction=group["bias_correction"],
-                                   eps_inside_sqrt=group["eps_inside_sqrt"])
-            if group["keep_gain"]:
-                for p, gain in zip(params, gains):
-                    self.state[p]["gain"] = gain
+            index = {id(p): i for i, p in enumerate(params)}
+            static = dict(nesterov=group["nesterov"], second_moment=group["second_moment"],
+                          bias_correction=group["bias_correction"], eps_inside_sqrt=group["eps_inside_sqrt"],
+                          keep_gain=group["keep_gain"], decay=group["weight_decay"] > 0)
+            for lists in by_device_and_dtype([params, grads, exp_avgs, second_moments]):
+                t = [steps[index[id(p)]] for p in lists[0]]
+                hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                             weight_decay=group["weight_decay"], bias1=[1 - beta1 ** s for s in t],
+                             bias2=[1 - beta2 ** s for s in t])
+                gains = fused_step(deva_linf_step, lists, hyper, static, group.get("fused"))
+                if group["keep_gain"]:
+                    for p, gain in zip(lists[0], gains):
+                        self.state[p]["gain"] = gain
         return loss
 
 

@@ -11,18 +11,23 @@ Subclasses (clip-then-Muon) transform the gradient matrices through
 
 ``orthogonalizer``: "newton_schulz" (torch's, the default: torch's step, bit for bit) or
 "authors" (the DeVA authors' msign, geomopt.optim.orthogonalize; the same step equations).
+
+Under DDP, ``opt.shard = True`` makes each rank step only its share of the matrices and
+broadcast them (``geomopt.optim.shard``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
-from torch.optim._muon import muon as _muon_step
 
-from geomopt.optim.routing import as_matrix
+from geomopt.optim import shard
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.orthogonalize import check_orthogonalizer, msign_authors
+from geomopt.optim.routing import as_matrix
+from geomopt.optim.torch_private import adjust_lr as _adjust_lr
+from geomopt.optim.torch_private import muon_step as _muon_step
+from geomopt.optim.torch_private import zeropower_via_newtonschulz as _zeropower_via_newtonschulz
 
 
 def orthogonalize(update: Tensor, group: dict) -> Tensor:
@@ -48,11 +53,12 @@ class Muon(torch.optim.Muon):
         """Hook for subclasses: the 2-D gradients fed to Muon's momentum (identity here)."""
         return grads
 
-    def _matrix_views(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """2-D views of the group's parameters that have gradients, their gradients and momentum
-        buffers (created on first use)."""
+    def _matrix_views(self, group: dict, only: list[torch.Tensor] | None = None
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """2-D views of the group's parameters that have gradients (of ``only``'s, if given), their
+        gradients and momentum buffers (created on first use)."""
         params, grads, bufs = [], [], []
-        for p in group["params"]:
+        for p in group["params"] if only is None else only:
             if p.grad is None:
                 continue
             if p.grad.is_sparse or torch.is_complex(p):
@@ -69,10 +75,12 @@ class Muon(torch.optim.Muon):
     def step(self, closure=None):
         loss = closure_loss(closure)
         for group in self.param_groups:
-            params, grads, bufs = self._matrix_views(group)
-            if not params:
-                continue
-            self._muon_update(group, params, grads=self._matrix_grads(group, params, grads), bufs=bufs)
+            mine, stepped, owners = shard.my_share(self, group)
+            params, grads, bufs = self._matrix_views(group, mine)
+            shard.count_steps(self, len(params))
+            if params:
+                self._muon_update(group, params, grads=self._matrix_grads(group, params, grads), bufs=bufs)
+            shard.broadcast_from_owners(stepped, owners)
         return loss
 
     def _muon_update(self, group: dict, params: list[Tensor], grads: list[Tensor], bufs: list[Tensor]) -> None:
