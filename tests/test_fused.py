@@ -6,6 +6,7 @@ import torch
 from geomopt.optim import fused
 from geomopt.optim.deva import DevaLinf
 from geomopt.optim.lion import Lion
+from geomopt.optim.shrink_adamw import ShrinkAdamW
 from geomopt.optim.signsgd import SignSGD
 from geomopt.optim.stacey import StaceyP2, StaceyPP
 
@@ -18,7 +19,14 @@ CASES = {
                                                  second_moment="gradient", eps=1e-8, eps_inside_sqrt=False)),
     "stacey_p2": (StaceyP2, dict(lr=1e-2, p=3.0, weight_decay=0.1)),
     "stacey_pp": (StaceyPP, dict(lr=1e-2, p=3.0, weight_decay=0.1)),
+    # ShrinkAdamW: the main variant, the §2.6 reconstruction (no per-entry state: None lists) and post-clipping
+    "shrink_adamw": (ShrinkAdamW, dict(lr=1e-2, weight_decay=0.1, warmup_steps=1, t=1.0)),
+    "shrink_adamw_spec": (ShrinkAdamW, dict(lr=1e-2, warmup_steps=1, t=2.0, second_moment="shrunk", warmup="global")),
+    "shrink_adamw_post": (ShrinkAdamW, dict(lr=1e-2, warmup_steps=1, psi="hard", t=0.5, position="post")),
 }
+# §2.6's v is fed the shrunk g, which is computed from v: that loop amplifies float32 rounding
+# differences between the compiled and eager exp() in the state (the parameters stay within 1e-6)
+STATE_RTOL = {"shrink_adamw_spec": 1e-5}
 needs_compiler = pytest.mark.skipif(not fused.compiler_available("cpu"), reason="no C++ compiler for torch.compile")
 
 
@@ -52,7 +60,7 @@ def test_compiled_step_equals_eager(name):
     for sa, sb in zip(opt.state.values(), eager_opt.state.values()):
         for k in sb:
             if torch.is_tensor(sb[k]):
-                assert ((sa[k] - sb[k]).abs().max() / sb[k].abs().max().clamp(min=1.0)).item() <= 1e-6, k
+                assert ((sa[k] - sb[k]).abs().max() / sb[k].abs().max().clamp(min=1.0)).item() <= STATE_RTOL.get(name, 1e-6), k
 
 
 @needs_compiler

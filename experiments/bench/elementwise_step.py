@@ -1,8 +1,10 @@
 """Elementwise optimizers' steps ÷ torch's fastest AdamW on the device (``fused=True``), on
 parameters shaped like a GPT-2 block (d = 768: ≈ 7.1M parameters; quick: d = 256), built with
-the registry's default hyperparameters. Lion, signSGD, DeVA-ℓ∞ and Stacey(p,2)/(p,p) run their
-compiled step (``fused=True``, ``geomopt.optim.fused``; its compile time is recorded), each also
-eagerly for reference; ShrinkAdamW runs its own (eager) step. Goal: each compiled step ≤ 1.25×.
+the registry's default hyperparameters. Lion, signSGD, DeVA-ℓ∞, Stacey(p,2)/(p,p) and ShrinkAdamW
+(its main variant) run their compiled step (``fused=True``, ``geomopt.optim.fused``; its compile time
+is recorded), each also eagerly for reference. Goal: each compiled step ≤ 1.25× (ShrinkAdamW's
+stretch goal 1.05× cannot hold for the main variant: it reads and writes two per-entry
+observation tensors more than AdamW).
 Method: ``geomopt.benchmark`` (min of interleaved steps per process, median ratio over processes).
 """
 
@@ -16,9 +18,9 @@ from geomopt.optim import fused, get_spec
 
 NAME = "elementwise_step"
 DESCRIPTION = "elementwise optimizers (compiled step) / torch AdamW(fused=True), GPT-2-block shapes"
-FUSED = ("lion", "signsgd", "deva_linf", "stacey_p2", "stacey_pp")
+FUSED = ("lion", "signsgd", "deva_linf", "stacey_p2", "stacey_pp", "shrink_adamw")
 LABELS = {"adamw_fused": "torch AdamW(fused=True)", "adamw_foreach": "torch AdamW(foreach=True)",
-          "shrink_adamw": "ShrinkAdamW (eager)", **{n: f"{n} (compiled)" for n in FUSED},
+          **{n: f"{n} (compiled)" for n in FUSED},
           **{f"{n}_eager": f"{n} (eager)" for n in FUSED}}
 
 
@@ -31,8 +33,7 @@ def measure(quick: bool) -> dict:
         return opt.step
 
     fns = {"adamw_fused": make(torch.optim.AdamW, fused=True, **get_spec("adamw").defaults),
-           "adamw_foreach": make(torch.optim.AdamW, foreach=True, **get_spec("adamw").defaults),
-           "shrink_adamw": make(get_spec("shrink_adamw").cls(), **get_spec("shrink_adamw").defaults)}
+           "adamw_foreach": make(torch.optim.AdamW, foreach=True, **get_spec("adamw").defaults)}
     for name in FUSED:
         spec = get_spec(name)
         fns[name] = make(spec.cls(), fused=True, **spec.defaults)
@@ -44,7 +45,7 @@ def measure(quick: bool) -> dict:
 
 def bench(quick: bool) -> Measurement:
     runs = across_processes(__file__, quick)
-    names = ["adamw_foreach", "shrink_adamw", *FUSED, *(f"{n}_eager" for n in FUSED)]
+    names = ["adamw_foreach", *FUSED, *(f"{n}_eager" for n in FUSED)]
     ratios = median_ratios(runs, {n: "adamw_fused" for n in names})
     worst = max(FUSED, key=lambda n: ratios["1"][n]["ratio"])
     first = runs["1"][0]

@@ -108,7 +108,10 @@ def use_fused(fused: bool | None, tensors: list[torch.Tensor]) -> bool:
 
 
 def _signature(tensor_lists: list[list[torch.Tensor]]) -> tuple:
-    return tuple((t.device.type, t.dtype, tuple(t.shape), t.stride()) for ts in tensor_lists for t in ts)
+    # a list may hold None where a tensor is unused by the kernel's options (e.g. ShrinkAdamW's
+    # per-entry state under a global warm-up)
+    return tuple(None if t is None else (t.device.type, t.dtype, tuple(t.shape), t.stride())
+                 for ts in tensor_lists for t in ts)
 
 
 def _compiled_for(kernel: Callable, key: tuple) -> Callable:

@@ -47,10 +47,11 @@ import math
 
 import torch
 from torch import Tensor
-from torch.optim.adamw import adamw as _adamw_step
 
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.fused import fused_step, use_fused
 from geomopt.optim.shrink import apply_psi_, check_psi, check_threshold, zero_nonfinite_
+from geomopt.optim.torch_private import adamw_step as _adamw_step
 
 POSITIONS = ("pre", "post")
 SECOND_MOMENTS = ("winsor", "raw", "shrunk")  # v of: Winsorised g (main), raw g (AdamW), shrunk g̃ (§2.6)
@@ -149,8 +150,9 @@ class ShrinkAdamW(torch.optim.Optimizer):
     gamma: Cauchy width of "smooth" in those units; warmup_steps: k_warm (≥ 1);
     second_moment: "winsor" (main) | "raw" | "shrunk" (§2.6); warmup: "entry" (main: k_warm
     observations of each entry) | "global" (§2.6: k_warm steps); v_clip: c of the Winsorised v;
-    position: "pre" (shrink g) or "post" (shrink m̂/√v̂); fused / foreach: torch's AdamW kernel
-    used when psi is None (default: fused on CPU and CUDA).
+    position: "pre" (shrink g) or "post" (shrink m̂/√v̂); fused: the shrink step compiled by
+    geomopt.optim.fused (None: its size rule; with psi=None, torch's fused AdamW kernel on CPU and
+    CUDA); foreach: torch's AdamW kernel choice when psi is None.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -184,8 +186,6 @@ class ShrinkAdamW(torch.optim.Optimizer):
         c = group["v_clip"]
         if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 1):
             raise ValueError(f"v_clip must be a finite number >= 1 (Winsorising threshold in scale units), got {c!r}")
-        if group["fused"] is None:
-            group["fused"] = not group["foreach"] and _fused_ok(group["params"])
         if group["fused"] and group["foreach"]:
             raise ValueError("fused and foreach cannot both be True")
 
@@ -241,12 +241,19 @@ class ShrinkAdamW(torch.optim.Optimizer):
             steps = [s["step"] for s in states]
             if group["psi"] is None:  # torch's AdamW on the finite gradients
                 grads = [zero_nonfinite_(p.grad.clone()) for p in params]
-                _adamw_step(params, grads, *moments, [], steps, foreach=group["foreach"], fused=group["fused"] or None,
+                fused = group["fused"]
+                if fused is None:  # torch's fused AdamW kernel unless foreach was asked for
+                    fused = not group["foreach"] and _fused_ok(params)
+                _adamw_step(params, grads, *moments, [], steps, foreach=group["foreach"], fused=fused or None,
                             amsgrad=False, maximize=False, **common)
                 continue
-            shrink_adamw_(params, [p.grad for p in params], *moments, [s.get("obs_mass") for s in states],
-                          [s.get("obs_count") for s in states], steps, psi=group["psi"], t=group["t"],
-                          gamma=group["gamma"], warmup_steps=group["warmup_steps"],
+            # ψ's shape (psi, t, gamma, warm-up, v's clip, position) is structural: one compiled copy
+            # each; lr, betas, eps and weight decay are tensors in the compiled step (no recompile
+            # when a scheduler moves lr). Compiled or eager as geomopt.optim.fused decides.
+            tensors = [params, [p.grad for p in params], *moments, [s.get("obs_mass") for s in states],
+                       [s.get("obs_count") for s in states], steps]
+            static = dict(psi=group["psi"], t=group["t"], gamma=group["gamma"], warmup_steps=group["warmup_steps"],
                           second_moment=group["second_moment"], warmup=group["warmup"], v_clip=group["v_clip"],
-                          position=group["position"], **common)
+                          position=group["position"])
+            fused_step(shrink_adamw_, tensors, common, static, fused=group["fused"] if _fused_ok(params) else False)
         return loss
