@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import require_data
 
+from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json
 
 TINY_GPT = ["n_layer=1", "n_head=2", "n_embd=32", "seq_len=32", "batch_size=4", "total_tokens=1024",
@@ -96,11 +97,13 @@ def test_tiny_run_then_report(runner, tiny_results):
     assert "GPT tokens to target — one shared lr" in report and "per-method tuned lr" in report
     assert "Image classification" in report and "RMS(ΔW)" in report and "★" in report
     claims = json.loads((tiny_results / "claims.json").read_text())
-    assert all(set(c) >= {"claim", "command", "ours", "paper", "verdict"} for c in claims)
-    vs_muon = [c for c in claims if c["claim"].startswith("DeVA-S∞ saves tokens over muon")]
-    assert len(vs_muon) == 2 and all(c["paper"].startswith("6.6%") for c in vs_muon)
-    assert any(c["paper"].startswith("2.3%") for c in claims)
-    image = next(c for c in claims if "image" in c["claim"])
+    for c in claims:
+        validate(c)  # the registry schema (geomopt.report.claims)
+    vs_muon = [c for c in claims if c["statement"].startswith("DeVA-S∞ saves tokens over muon")]
+    assert len(vs_muon) == 2 and all(c["paper_value"].startswith("6.6%") for c in vs_muon)
+    assert any(c["paper_value"].startswith("2.3%") for c in claims)
+    assert "## Summary: claims and verdicts" in report and "## Protocol" in report
+    image = next(c for c in claims if "image" in c["statement"])
     assert "deva_sinf 0." in image["ours"]  # a computed accuracy, not a placeholder
     # report.py's lr choice is run.py's
     report_mod = _module("report")

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_run
 
 RUN = REPO_ROOT / "experiments/paper3/run.py"
@@ -121,8 +122,10 @@ def test_report_on_tiny_run(tiny_results):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(math.isfinite(float(c.split()[0])) for c in cells[2:])  # 3 NLLs + 3 accuracies, computed
     claims = json.loads((out / "claims.json").read_text())
-    assert claims and all(set(c) == {"claim", "command", "ours", "paper", "verdict"} for c in claims)
-    assert any("final test accuracy" in c["claim"] for c in claims)
+    for c in claims:
+        validate(c)  # the registry schema (geomopt.report.claims)
+    assert claims and any("final test accuracy" in c["statement"] for c in claims)
+    assert "## Summary: claims and verdicts" in report and "## Protocol" in report
     assert any(ch.isdigit() for c in claims for ch in c["ours"])
 
 
