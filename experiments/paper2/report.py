@@ -96,6 +96,8 @@ def step_times(df: pd.DataFrame, setting: str) -> dict[str, float]:
 def fmt_iv(iv: Interval, digits: int = 4, pct: bool = False) -> str:
     if iv.n == 0:
         return "—"
+    if iv.failed:
+        return iv.fmt()
     if pct:
         return iv.fmt()
     if iv.n < 2 or not math.isfinite(iv.low):

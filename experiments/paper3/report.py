@@ -109,12 +109,14 @@ def chosen_lr(runs: list[Run]) -> float | None:
 
 
 def interval(values) -> Interval:
-    return mean_interval([v for v in values if math.isfinite(v)])
+    return mean_interval(values)  # a diverged run is counted as failed, never dropped
 
 
 def fmt(iv: Interval, digits: int) -> str:
     if iv.n == 0:
         return "—"
+    if iv.failed:
+        return iv.fmt()
     if iv.n < 2:
         return f"{iv.mean:.{digits}f} (n=1)"
     return f"{iv.mean:.{digits}f} ± {(iv.high - iv.low) / 2:.{digits}f} (n={iv.n})"
