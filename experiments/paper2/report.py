@@ -18,7 +18,7 @@ from geomopt.optim import get_spec
 from geomopt.report import verdict
 from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.report.claims import paper_summary, record, regime_of
-from geomopt.report.protocol import fixed_row, protocol_section, sweep_row
+from geomopt.report.protocol import fixed_row, protocol_section, recorded_rows, sweep_row
 from geomopt.report.tokens import Interval, mean_interval
 from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, read_run, write_json
 
@@ -121,7 +121,7 @@ def fmt_saving(res) -> str:
         f"— (not reached on {res.reached.split('/')[1]} seeds: {res.reached} reached)"
 
 
-def render(df, rows, sweep, best, rms, theory, summary) -> str:
+def render(df, rows, sweep, best, rms, theory, summary, results) -> str:
     gpt = df[df["setting"].isin(list(SETTINGS))]
     n_gpt, n_img = gpt["name"].nunique(), df[df["setting"] == "image"]["name"].nunique()
     seeds = sorted(gpt["seed"].unique())
@@ -132,7 +132,7 @@ def render(df, rows, sweep, best, rms, theory, summary) -> str:
            "`src/geomopt/optim/deva.py`). The paper's GPT is 275M parameters on 1.4B FineWeb tokens; ours: "
            f"{describe(gpt)}, {tokens:,} tokens per run, {n_gpt} GPT runs, seeds {', '.join(map(str, seeds))}; "
            f"images: {describe(df[df['setting'] == 'image'])}, {n_img} runs.", "", *summary,
-           *protocol(df, sweep, best), "## Details", "",
+           *protocol(df, sweep, best, results), "## Details", "",
            "Matrix optimizers get the hidden matrices, AdamW the rest.", ""]
     out += theory_markdown(theory)
     for setting, title in SETTINGS.items():
@@ -196,7 +196,7 @@ def render(df, rows, sweep, best, rms, theory, summary) -> str:
     return "\n".join(out)
 
 
-def protocol(df: pd.DataFrame, sweep: pd.DataFrame, best: dict[str, float]) -> list[str]:
+def protocol(df: pd.DataFrame, sweep: pd.DataFrame, best: dict[str, float], res: Path) -> list[str]:
     """Shared setting and images: fixed values; tuned setting: the seed-0 lr grid of the earlier protocol."""
     rows = []
     for setting, tag in (("shared", "shared lr"), ("image", "images")):
@@ -209,7 +209,7 @@ def protocol(df: pd.DataFrame, sweep: pd.DataFrame, best: dict[str, float]) -> l
     for m, row in sweep.iterrows():
         rows.append(sweep_row(f"{m} (tuned lr)", "lr", row.dropna().to_dict(), best[m],
                               "final val loss, seed 0, report split", {"AdamW-half lr": "preset's 3e-3 (not tuned)"}))
-    return protocol_section(rows, [
+    return protocol_section(recorded_rows(res) + rows, [
         "- The tuned setting predates the tuning protocol (issue 12): one 3-point lr grid ×3.3 apart per method, "
         "the AdamW half's lr fixed, selected on seed 0 with the same validation windows the comparisons read "
         "(seed 0 of the tuned rows is selection-biased; seeds 1–2 are fresh); an edge winner was not extended.",
@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     acc = final_table(df, "image", best, "val_acc")
     write_json(args.results / "claims.json", claims(df, rows, acc, theory))
     summary = paper_summary(args.results.parent, "paper2")  # rebuilds results/claims.json, renders paper 2's rows
-    atomic_write_text(args.results / "REPORT.md", render(df, rows, sweep, best, rms, theory, summary))
+    atomic_write_text(args.results / "REPORT.md", render(df, rows, sweep, best, rms, theory, summary,
+                                                               args.results))
     print(f"paper2 report: {args.results / 'REPORT.md'} ({len(rows)} comparisons)")
     return 0
 

@@ -9,7 +9,10 @@ runs themselves (:func:`fixed_row`, :func:`sweep_row`), which say so.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from geomopt.report import verdict as V
+from geomopt.results import read_json
 
 
 def _fmt(v) -> str:
@@ -49,6 +52,13 @@ def tuning_rows(tuning: dict) -> list[dict]:
                      "at_edge": "yes" if t["at_edge"] else "no",
                      "selected_on": f"{t['metric']} (seed {tuning['seed']}, {tuning['split']} split)"})
     return rows
+
+
+def recorded_rows(results: Path) -> list[dict]:
+    """The rows of ``results/paperN/tuning.json`` when the tuning protocol has run there, else none."""
+    path = Path(results) / "tuning.json"
+    return [{**r, "method": f"{r['method']} (tuning protocol)"} for r in tuning_rows(read_json(path))] \
+        if path.exists() else []
 
 
 def protocol_section(rows: list[dict], notes: list[str]) -> list[str]:

@@ -81,6 +81,17 @@ def split_search(method: dict) -> tuple[dict, list[Param]]:
     return rest, parse_space(method.get(SEARCH_KEY, {}))
 
 
+def planned_grid(method: dict, key: str = "optim.lr") -> list[float]:
+    """The initial grid of ``key`` in a method's search table: what a runner's static planning sweeps
+    before (or instead of) the full search of :func:`search_methods`."""
+    _, space = split_search(method)
+    for p in space:
+        if p.key == key:
+            return list(p.grid)
+    raise SearchSpaceError(f"method {method.get('optimizer', '?')!r} has no search key {key!r}; add "
+                           f"[{SEARCH_KEY}] {key!r} = {{center = ..., factor = 3}} to its methods.toml table")
+
+
 def overrides(values: dict) -> list[str]:
     """Trial values as the trainer's ``key=value`` overrides (values as TOML)."""
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
@@ -207,6 +218,28 @@ def trainer_objective(make_config: Callable[[list[str], str], object], metric: s
             return math.inf
         return selection_score(path, metric)
     return objective
+
+
+def search_methods(specs: dict[str, dict], make: Callable[[str, dict, list[str], str], object], budget: int,
+                   path: str | Path, metric: str = "select_loss") -> dict[str, Search]:
+    """The protocol for a set of methods: each method's search space (its ``search`` table) searched
+    with the same ``budget`` of seed-0 trials on the selection split; the record goes to ``path``.
+    ``make(method, overrides_table, overrides, trial_name) -> TrainConfig``."""
+    searches = {}
+    for m, spec in specs.items():
+        rest, space = split_search(spec)
+        searches[m] = tune(space, trainer_objective(lambda over, name, m=m, rest=rest: make(m, rest, over, name),
+                                                    metric), budget)
+    write_tuning(path, searches, budget, metric)
+    return searches
+
+
+def chosen(path: str | Path) -> dict[str, dict]:
+    """{method: chosen values} of a tuning record (empty if there is none)."""
+    from geomopt.results import read_json
+
+    path = Path(path)
+    return {m: t["chosen"] for m, t in read_json(path)["methods"].items()} if path.exists() else {}
 
 
 def write_tuning(path: str | Path, searches: dict[str, Search], budget: int, metric: str = "select_loss") -> dict:
