@@ -216,7 +216,7 @@ def protocol(df: pd.DataFrame, sweep: pd.DataFrame, best: dict[str, float], res:
         "- Seeds pair runs with the same init and data order."])
 
 
-def image_comparison(df: pd.DataFrame) -> tuple[str, verdict.Paired, verdict.Verdict] | None:
+def image_comparison(df: pd.DataFrame) -> tuple | None:
     """DeVA-S∞ against the baseline with the best mean final test accuracy, paired by seed."""
     acc = {m: {s: c.final for s, c in cs.items()}
            for m, cs in verdict.run_curves(df[df["setting"] == "image"], "method", "val_acc").items()}

@@ -46,7 +46,7 @@ def to_records(claims: list[dict]) -> list[dict]:
         slug = "".join(ch if ch.isalnum() else "-" for ch in c["claim"].lower())
         source = c["claim"].split(":")[0].split(" (")[0] if c["claim"].startswith(("Table", "Fig")) else "Table 1 / spec"
         out.append(record("paper4", "-".join(filter(None, slug.split("-")))[:70], c["claim"], c["paper"], source,
-                          c["ours"], c["verdict"], {"model": "linear θ / small CNN", "data": "see REPORT"},
+                          c["ours"], c["decision"], {"model": "linear θ / small CNN", "data": "see REPORT"},
                           "results/paper4/REPORT.md", c["command"]))
     return out
 
@@ -97,13 +97,13 @@ def tabular_section(rec, claims):
                    "ours": "; ".join(f"{LABEL[m]} RIR {_fmt(rows[m]['rir'])}" for m in METHODS)
                    + f" (ceiling {_fmt(ceiling)}; diabetes stand-in)",
                    "paper": "House Prices: Ours 356.20, Opt κ 92.58, IMMA 2.00, R_ill Only 1.24",
-                   "verdict": verdict.exact(best == "ours", f"best: {LABEL[best]} (deterministic full-batch GD)")})
+                   "decision": verdict.exact(best == "ours", f"best: {LABEL[best]} (deterministic full-batch GD)")})
     ro = rows["rill_only"]
     claims.append({"claim": "R_ill Only raises κ on D_H and D_P alike ((i), (ii) ≫ 1, RIR ≈ 1)",
                    "command": f"{RUN} --only tabular",
                    "ours": f"(i) {_fmt(ro['i'])}, (ii) {_fmt(ro['ii'])}, RIR {_fmt(ro['rir'])}",
                    "paper": "(i) 90.02, (ii) 72.42, RIR 1.24",
-                   "verdict": verdict.exact(ro["i"] > 1.5 and ro["ii"] > 1.5 and ro["rir"] < 2,
+                   "decision": verdict.exact(ro["i"] > 1.5 and ro["ii"] > 1.5 and ro["rir"] < 2,
                                             "our reading: (i), (ii) > 1.5 and RIR < 2")})
     left, right = rows["ours"], rows["ours_right_precond"]
     claims.append({"claim": "Spec pitfall 2: K⁻¹·∇θ (Alg. 1) vs the public code's ∇θ·K⁻¹",
@@ -111,7 +111,7 @@ def tabular_section(rec, claims):
                    "ours": f"left RIR {_fmt(left['rir'])} ((ii) {_fmt(left['ii'])}); right RIR {_fmt(right['rir'])} "
                            f"((ii) {_fmt(right['ii'])})",
                    "paper": "Alg. 1 / Thm 4.3 use K⁻¹·∇θ (not compared in the paper)",
-                   "verdict": verdict.exact(left["rir"] > right["rir"], "claim read: Alg. 1's side gives the larger RIR")})
+                   "decision": verdict.exact(left["rir"] > right["rir"], "claim read: Alg. 1's side gives the larger RIR")})
     return lines
 
 
@@ -141,7 +141,7 @@ def pairs_section(name, path, paper_ref, claims):
                                 f"{_fmt(k['mean_rir'])} ({k['success']}/{k['n']}, std ln {k['std_ln_rir']:.1f} vs "
                                 f"{o['std_ln_rir']:.1f}), R_ill Only {_fmt(r['mean_rir'])} ({r['success']}/{r['n']})"),
                        "paper": "MNIST: Ours 70.04 (90/90), Opt κ 69.73 (58/90), IMMA 1.77 (1/90), R_ill Only 1.93 (0/90)",
-                       "verdict": verdict.exact(ok and wider and o["success"] == o["n"],
+                       "decision": verdict.exact(ok and wider and o["success"] == o["n"],
                                                 f"beats R_ill Only: {ok}; Opt κ wider: {wider}; all pairs "
                                                 f"succeed: {o['success'] == o['n']}")})
         claims.append({"claim": f"Table 2 ({name}): mean RIR of Ours ≥ mean RIR of Opt κ",
@@ -149,7 +149,7 @@ def pairs_section(name, path, paper_ref, claims):
                        "ours": f"Ours {_fmt(o['mean_rir'])} (median {_fmt(o['median_rir'])}), Opt κ "
                                f"{_fmt(k['mean_rir'])} (median {_fmt(k['median_rir'])})",
                        "paper": "MNIST: Ours 70.04, Opt κ 69.73",
-                       "verdict": verdict.exact(o["mean_rir"] >= k["mean_rir"], "deterministic per pair")})
+                       "decision": verdict.exact(o["mean_rir"] >= k["mean_rir"], "deterministic per pair")})
     return lines
 
 
@@ -172,7 +172,7 @@ def curves_section(tab, cur, claims):
                    "command": f"{RUN} --only tabular curves",
                    "ours": f"{sum(moved_right)}/{len(moved_right)} (data, probe) cells move the right way at step 50",
                    "paper": "House Prices: D_H slower, D_P faster for Ours and Opt κ",
-                   "verdict": verdict.exact(all(moved_right), f"{sum(moved_right)}/{len(moved_right)} cells")})
+                   "decision": verdict.exact(all(moved_right), f"{sum(moved_right)}/{len(moved_right)} cells")})
     return lines
 
 
@@ -201,7 +201,7 @@ def deep_section(rec, claims):
                    "ours": "; ".join(f"{LABEL[m]} {_fmt(r['rir_theta0'])}" for m, r in rows.items())
                    + " (small CNN, Fashion-MNIST 0–4 vs 5–9, 1 seed)",
                    "paper": "ImageNet→Cars R18: Ours 3.467, Opt κ 1.527, R_ill Only 1.057, IMMA 0.974",
-                   "verdict": verdict.inconclusive(1, f"one seed; best: {LABEL[best]}")})
+                   "decision": verdict.inconclusive(1, f"one seed; best: {LABEL[best]}")})
     return lines
 
 
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
               + "; no ViT; the App. C.3 K⁻¹ dummy layer is not implemented in the GPU preset (plain gradients).", ""]
     claims += [{"claim": "IMMA baseline", "command": "–", "ours": "not reproducible (objective not specified)",
                 "paper": "Table 1 RIR 2.00; Table 2 mean RIR 1.77",
-                "verdict": verdict.not_testable("IMMA's objective is not specified")}]
+                "decision": verdict.not_testable("IMMA's objective is not specified")}]
     write_json(res / "claims.json", to_records(claims))  # registry records (geomopt.report.claims)
     lines[4:4] = paper_summary(args.results, "paper4")  # first screen, rendered from results/claims.json
     atomic_write_text(res / "REPORT.md", "\n".join(lines) + "\n")
