@@ -207,8 +207,9 @@ def protocol(df: pd.DataFrame, sweep: pd.DataFrame, best: dict[str, float], res:
                 hp["AdamW-half lr"] = cfg["adamw"].get("lr")
             rows.append(fixed_row(f"{m} ({tag})", hp, "methods.toml"))
     for m, row in sweep.iterrows():
+        half = {"AdamW-half lr": "preset's 3e-3 (not tuned)"} if get_spec(m).matrix else None
         rows.append(sweep_row(f"{m} (tuned lr)", "lr", row.dropna().to_dict(), best[m],
-                              "final val loss, seed 0, report split", {"AdamW-half lr": "preset's 3e-3 (not tuned)"}))
+                              "final val loss, seed 0, report split", half))
     return protocol_section(recorded_rows(res) + rows, [
         "- The tuned setting predates the tuning protocol (issue 12): one 3-point lr grid ×3.3 apart per method, "
         "the AdamW half's lr fixed, selected on seed 0 with the same validation windows the comparisons read "
