@@ -118,7 +118,7 @@ def describe(runs: pd.DataFrame) -> str:
 
 def fmt_saving(res) -> str:
     return verdict.fmt_interval(res.saving, 1, pct=True) if res.saving is not None else \
-        f"— (not reached on {res.reached.split('/')[1]} seeds: {res.reached} reached)"
+        f"— (target reached on {res.reached} seeds)"
 
 
 def render(df, rows, sweep, best, rms, theory, summary, results) -> str:
