@@ -22,9 +22,10 @@ Statistics
   → reproduced; wholly on the other side → contradicted; otherwise (it covers "no effect", or
   fewer than two pairs) → inconclusive (n = pairs).
 - **Tokens to target** (``TOKENS_RULE``): the target of seed s is the final val loss of the
-  baseline's seed-s run (paired, so the baseline always reaches it); T = first (log-interpolated) token count reaching it (``report.tokens.tokens_to_target``),
-  ∞ if never reached or the run failed. The saving is reported only when every paired seed of
-  both arms reaches the target; otherwise the verdict is the paired Δ-final-loss verdict.
+  baseline's seed-s run (paired, so a finished baseline always reaches it); T = the first
+  (log-interpolated) token count reaching it (``report.tokens.tokens_to_target``), ∞ if never
+  reached or the run failed. The saving is reported only when every paired seed of both arms
+  reaches the target; otherwise the verdict is the paired Δ-final-loss verdict.
 """
 
 from __future__ import annotations
