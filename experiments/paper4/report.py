@@ -43,7 +43,7 @@ def to_records(claims: list[dict]) -> list[dict]:
     """This report's claims as registry records (geomopt.report.claims)."""
     out = []
     for c in claims:
-        slug = "".join(ch if ch.isalnum() else "-" for ch in c["claim"].lower())
+        slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in c["claim"].lower())
         source = c["claim"].split(":")[0].split(" (")[0] if c["claim"].startswith(("Table", "Fig")) else "Table 1 / spec"
         out.append(record("paper4", "-".join(filter(None, slug.split("-")))[:70], c["claim"], c["paper"], source,
                           c["ours"], c["decision"], {"model": "linear θ / small CNN", "data": "see REPORT"},
