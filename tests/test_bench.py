@@ -1,18 +1,48 @@
-"""The benchmark runner: one JSON record per benchmark with its ratio; bad names exit 2."""
+"""The benchmark runner: one JSON record per benchmark with its ratios; bad names exit 2; the README's
+performance table is the one generated from results/bench/."""
 
-from geomopt.benchmark import main
+import json
+
+import pytest
+
+from geomopt import benchmark
+from geomopt.benchmark import main, median_ratios
 from geomopt.results import read_json
 
 
-def test_quick_bench_writes_a_record_with_its_ratio(tmp_path):
-    assert main(["--quick", "--only", "stacey_step", "--out", str(tmp_path)]) == 0
-    rec = read_json(tmp_path / "stacey_step.json")
+def test_quick_bench_writes_ratios_per_thread_count(tmp_path, monkeypatch):
+    monkeypatch.setenv(benchmark.PROCESSES_ENV, "1")  # one process per thread count keeps the test short
+    assert main(["--quick", "--only", "muon_step", "--out", str(tmp_path)]) == 0
+    rec = read_json(tmp_path / "muon_step.json")
     assert rec["meta"]["quick"] is True and rec["ratio"] > 0
-    assert rec["denominator"]["what"].startswith("torch.optim.AdamW")
-    assert {"adamw_foreach", "adamw_forloop", "copy", "stacey_p2"} <= set(rec["seconds"])
+    assert set(rec["ratios"]) == {"1", "2"} and rec["ratios"]["1"]["clip_muon"]["baseline"] == "torch_muon"
+    assert rec["denominator"]["what"] == "torch.optim.Muon step"
+
+
+def test_median_ratio_is_taken_over_processes():
+    runs = {"1": [{"seconds": {"a": 2.0, "b": 1.0}}, {"seconds": {"a": 3.0, "b": 1.0}},
+                  {"seconds": {"a": 10.0, "b": 2.0}}]}
+    one = median_ratios(runs, {"a": "b"})["1"]["a"]
+    assert one["ratio"] == 3.0 and one["per_process"] == [2.0, 3.0, 5.0]
 
 
 def test_unknown_bench_exits_2(tmp_path, capsys):
     assert main(["--only", "no_such_bench", "--out", str(tmp_path)]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_readme_performance_table_is_generated_from_results():
+    text = benchmark.README.read_text()
+    assert benchmark.readme_with_section(text, benchmark.bench_table()) == text, "run make bench (or " \
+        "python -c 'from geomopt.benchmark import write_readme_section; write_readme_section()')"
+
+
+def test_table_lists_every_ratio(tmp_path):
+    rec = {"name": "x", "ratio": 1.0, "meta": {"start_time": "2026-01-01T00:00", "git_commit": "abcdef0"},
+           "labels": {"c": "ours"}, "goals": {"c": "≤ 1.1"},
+           "ratios": {"1": {"c": {"ratio": 1.04, "baseline": "b"}}, "2": {"c": {"ratio": 1.2, "baseline": "b"}}}}
+    (tmp_path / "x.json").write_text(json.dumps(rec))
+    assert "| x | ours | b | 1.04 | 1.20 | ≤ 1.1 | 2026-01-01, abcdef0 |" in benchmark.bench_table(tmp_path)
+    with pytest.raises(ValueError, match="markers"):
+        benchmark.readme_with_section("no markers", "")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
 
-from geomopt.optim.clip_muon import ClipMuon, shrink_matrix
-from geomopt.optim.grad_transforms import MAD_TO_SIGMA
+from geomopt.optim.clip_muon import ClipMuon
+from geomopt.optim.grad_transforms import MAD_TO_SIGMA, build_grad_transform, shrink_tensors_
 
 SHAPES = [(16, 8), (8, 32)]
 
@@ -84,12 +84,16 @@ def test_clipped_update_ignores_how_large_the_outlier_is():
     smaller = [[x.clone() for x in gs] for gs in g]
     for gs in smaller:
         gs[0][2, 3] = 50.0  # still far beyond the 3·MAD threshold
-    a, _ = _run(ClipMuon, g, psi="hard", **HP)
-    b, _ = _run(ClipMuon, smaller, psi="hard", **HP)
-    assert torch.equal(a[0], b[0])
+    a, _ = _run(ClipMuon, g, psi="hard", scale="mad", **HP)
+    b, _ = _run(ClipMuon, smaller, psi="hard", scale="mad", **HP)
+    assert torch.equal(a[0], b[0])  # medians do not see the outlier's size
     plain_a, _ = _run(torch.optim.Muon, g, **HP)
     plain_b, _ = _run(torch.optim.Muon, smaller, **HP)
-    assert (plain_a[0] - plain_b[0]).abs().max() > 1e-3
+    plain = (plain_a[0] - plain_b[0]).abs().max()
+    assert plain > 1e-3
+    a, _ = _run(ClipMuon, g, psi="hard", **HP)  # the default geometric-mean scale: log(1e4/50)/n of a shift
+    b, _ = _run(ClipMuon, smaller, psi="hard", **HP)
+    assert (a[0] - b[0]).abs().max() < 0.2 * plain  # rows of 8 entries here: real rows are ≥ 64
 
 
 def test_state_dict_round_trip():
@@ -113,7 +117,7 @@ def test_param_groups_scheduler_and_conv():
     a, b = torch.randn(8, 8, requires_grad=True), torch.randn(4, 3, 3, 3, requires_grad=True)
     opt = ClipMuon([{"params": [a], "psi": None}, {"params": [b], "t": 1.5, "scale": "rms"}], lr=0.1)
     assert opt.param_groups[0]["psi"] is None and opt.param_groups[1]["t"] == 1.5
-    assert opt.param_groups[1]["psi"] == "hard" and opt.param_groups[0]["scale"] == "mad"
+    assert opt.param_groups[1]["psi"] == "hard" and opt.param_groups[0]["scale"] == "rowcol_geo"
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     a.grad, b.grad = torch.randn(8, 8), torch.randn(4, 3, 3, 3)
     opt.step()
@@ -141,13 +145,38 @@ def test_rejects_vectors_and_bad_hparams():
             ClipMuon([torch.zeros(4, 4, requires_grad=True)], **bad)
 
 
-def test_shrink_matrix_rescale():
+def test_shrink_tensors_rescale():
     x = torch.randn(10, 10)
     x[0, 0] = 100.0
     s = MAD_TO_SIGMA * x.abs().median()
-    torch.testing.assert_close(shrink_matrix(x, "hard", 3.0, 1.0, 1.0, "mad"), x.clamp(-3 * s, 3 * s))
-    torch.testing.assert_close(shrink_matrix(x, "hard", 3.0, 1.0, 1.0, "mad", rescale=False),
-                               (x / s).clamp(-3, 3))
+    y, z = x.clone(), x.clone()
+    shrink_tensors_([y], "hard", 3.0, "mad")
+    shrink_tensors_([z], "hard", 3.0, "mad", rescale=False)
+    torch.testing.assert_close(y, x.clamp(-3 * s, 3 * s))
+    torch.testing.assert_close(z, (x / s).clamp(-3, 3))
+
+
+@pytest.mark.parametrize("scale", ["mad", "rowcol_mad", "rowcol_geo"])
+def test_grad_position_is_the_shrink_transform_in_front_of_muon(scale):
+    """ClipMuon(position="grad") = the registry's ``shrink`` transform on p.grad, then torch's Muon: bit for bit;
+    and ClipMuon leaves p.grad as it was."""
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False), torch.nn.Linear(16, 8, bias=False))
+    ref_model = copy.deepcopy(model)
+    hp = dict(psi="soft", t=2.0, scale=scale)
+    ours = ClipMuon(model.parameters(), **hp, **HP)
+    ref = torch.optim.Muon(ref_model.parameters(), **HP)
+    shrink = build_grad_transform("shrink", ref_model, {"params": "all", **hp})
+    for gs in _grads(3, outlier=True):
+        gs = [gs[0][:16, :8].contiguous(), gs[1][:8, :16].contiguous()]
+        for p, q, g in zip(model.parameters(), ref_model.parameters(), gs):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        shrink(0)
+        ref.step()
+        for p, g in zip(model.parameters(), gs):
+            assert torch.equal(p.grad, g)
+    for a, b in zip(model.parameters(), ref_model.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_registry_builds_clip_muon_for_hidden_matrices():
@@ -158,3 +187,19 @@ def test_registry_builds_clip_muon_for_hidden_matrices():
     assert isinstance(opts[0], ClipMuon) and isinstance(opts[1], torch.optim.AdamW)
     assert opts[0].defaults["position"] == "momentum" and opts[0].defaults["psi"] == "hard"
     assert all(p.ndim == 2 for g in opts[0].param_groups for p in g["params"])
+
+
+def test_default_scale_clips_a_gaussian_with_unequal_row_and_column_scales_at_about_the_gaussian_rate():
+    """3·scale should cut ≈ 0.27% of a Gaussian matrix whatever its row/column scales (a per-matrix MAD cuts
+    the large rows instead: structure, not outliers); experiments/paper1/clip_scale.py measures the choice."""
+    from geomopt.optim.grad_transforms import matrix_scale
+
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = torch.exp(torch.randn(256, 1, generator=gen)), torch.exp(torch.randn(1, 512, generator=gen))
+    g = torch.randn(256, 512, generator=gen) * rows * cols
+    default = ClipMuon([torch.zeros(2, 2, requires_grad=True)]).defaults["scale"]
+    rate = (g.abs() > 3 * matrix_scale(g, default)).float().mean().item()
+    assert 0.0015 < rate < 0.005, rate
+    assert (g.abs() > 3 * matrix_scale(g, "mad")).float().mean().item() > 0.1  # the old per-matrix scale
+    gr = torch.randn(256, 512, generator=gen) * rows  # unequal row scales only
+    assert 0.0015 < (gr.abs() > 3 * matrix_scale(gr, default)).float().mean().item() < 0.005

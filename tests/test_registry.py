@@ -42,3 +42,45 @@ def test_step_returns_closure_loss(name):
 def test_unknown_name_lists_the_choices():
     with pytest.raises(ValueError, match="choose one of: adamw"):
         get_spec("adamw2")
+
+
+def _signature_is_ours(cls) -> bool:
+    """True when the class's own __init__ names its scale hyper-parameters (Muon/ClipMuon forward
+    **hyper to torch's signature; torch.optim classes are torch's)."""
+    import inspect
+
+    return cls.__module__.startswith("geomopt") and "lr" in inspect.signature(cls.__init__).parameters
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_registry_defaults_and_class_defaults_cannot_disagree(name):
+    from geomopt.optim.registry import ADAMW_HOUSE, SCALE_KEYS, class_defaults
+
+    spec = get_spec(name)
+    cls = spec.cls()
+    own = class_defaults(cls)
+    for key, value in spec.overrides.items():
+        assert key in own, f"{name}: override {key!r} is not a hyper-parameter of {cls.__name__}"
+        assert own[key] != value, f"{name}: override {key}={value!r} restates {cls.__name__}'s default"
+    if _signature_is_ours(cls):
+        scale = {k: v for k, v in spec.overrides.items() if k in SCALE_KEYS}
+        if name == "shrink_adamw":  # paper 1's pair: AdamW's house settings, so only ψ differs
+            assert scale == ADAMW_HOUSE == get_spec("adamw").overrides
+        else:
+            assert not scale, f"{name}: set {sorted(scale)} in {cls.__name__}'s signature, not in the registry"
+    # What the registry reports is what a build with no hyper-parameters gives.
+    built = build_optimizers(name, _Tiny())[0]
+    assert type(built) is cls
+    group = built.param_groups[0]  # the decayed group (the second one turns weight decay off)
+    for key, value in spec.defaults.items():
+        if value is not None:  # None: decided at build time from the parameters (foreach, fused)
+            assert group[key] == value, f"{name}: built {key}={group[key]!r}, registry says {value!r}"
+
+
+def test_deva_sinf_has_one_set_of_defaults():
+    from geomopt.optim.deva import DevaSinf
+
+    w = torch.zeros(3, 3, requires_grad=True)
+    cls_defaults = DevaSinf([w]).defaults
+    assert get_spec("deva_sinf").defaults == cls_defaults
+    assert (cls_defaults["lr"], cls_defaults["weight_decay"]) == (3e-3, 0.01)  # the public code's

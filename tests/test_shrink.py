@@ -128,20 +128,105 @@ def test_spectral_soft_clip_matches_svd():
     assert torch.allclose(spectral_soft_clip(v, 5.0), v / math.sqrt(2))
 
 
+def _two_layer():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Embedding(10, 6), torch.nn.Linear(6, 6), torch.nn.Linear(6, 10))
+
+
 def test_grad_transform_registry():
-    p = torch.zeros(6, 6, requires_grad=True)
-    p.grad = torch.randn(6, 6) * 100
-    build_grad_transform("clip_norm", max_norm=1.0)([p])
-    assert torch.linalg.vector_norm(p.grad).item() == pytest.approx(1.0, rel=1e-5)
-    p.grad = torch.randn(6, 6, generator=torch.Generator().manual_seed(0)) * 100
-    before = torch.linalg.svdvals(p.grad.double())
-    spectral_soft_clip_grads_([p], c=0.1)
-    after = torch.linalg.svdvals(p.grad.double())
+    model = _two_layer()
+    hidden = model[1].weight
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 100
+    build_grad_transform("clip_norm", model, {"max_norm": 1.0})(0)  # params="all" by default
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()]))
+    assert total.item() == pytest.approx(1.0, rel=1e-5)
+    hidden.grad = torch.randn(6, 6, generator=torch.Generator().manual_seed(0)) * 100
+    before = torch.linalg.svdvals(hidden.grad.double())
+    spectral_soft_clip_grads_([hidden], c=0.1)
+    after = torch.linalg.svdvals(hidden.grad.double())
     exact = before / torch.sqrt(1 + (before / 0.1) ** 2)
     # 10 coupled-NS iterations converge for σ near σ_max; the smallest directions (Gram eigenvalue
     # ~1/ν of A/ν) approach from below, so the clip never amplifies
     assert torch.allclose(after[:2], exact[:2], rtol=1e-3)
     assert (after <= exact * (1 + 1e-3)).all()
-    build_grad_transform("shrink", psi="hard", t=2.0, scale="rms")([p])
-    with pytest.raises(ValueError, match="grad transform"):
-        build_grad_transform("clip_everything")
+    with pytest.raises(ValueError, match="grad_transform 'clip_everything' unknown"):
+        build_grad_transform("clip_everything", model)
+    with pytest.raises(ValueError, match="threshold"):  # bad kwargs fail when built, before any step
+        build_grad_transform("shrink", model, {"t": -1.0})
+    with pytest.raises(ValueError, match="params="):
+        build_grad_transform("shrink", model, {"params": "hidden"})
+
+
+@pytest.mark.parametrize("params", ["matrix", "embed_head", "no_decay", "all"])
+def test_shrink_transform_acts_on_the_chosen_class(params):
+    from geomopt.optim import route_params
+
+    model = _two_layer()
+    grads = {p: torch.randn_like(p) for p in model.parameters()}
+    for p in model.parameters():
+        grads[p].view(-1)[0] = 1e6
+        p.grad = grads[p].clone()
+    build_grad_transform("shrink", model, {"params": params, "psi": "hard", "t": 3.0})(0)
+    chosen = (list(model.parameters()) if params == "all" else getattr(route_params(model), params))
+    for p in model.parameters():
+        assert (p.grad.abs().max() < 1e6) == any(p is q for q in chosen)
+
+
+def test_train_transforms_is_the_optim_registry():
+    import geomopt.optim.grad_transforms as optim_side
+    import geomopt.train.transforms as train_side
+
+    assert train_side.GRAD_TRANSFORMS is optim_side.GRAD_TRANSFORMS
+    assert train_side.build_grad_transform is optim_side.build_grad_transform
+
+
+def test_row_and_column_scales():
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = torch.rand(60, 1, generator=gen) * 10 + 0.1, torch.rand(1, 40, generator=gen) * 10 + 0.1
+    g = torch.randn(60, 40, generator=gen) * rows * cols
+    a = g.abs()
+    torch.testing.assert_close(matrix_scale(g, "row_mad"), MAD_TO_SIGMA * a.median(dim=1, keepdim=True).values)
+    torch.testing.assert_close(matrix_scale(g, "col_mad"), MAD_TO_SIGMA * a.median(dim=0, keepdim=True).values)
+    rc = matrix_scale(g, "rowcol_mad")
+    mad = lambda x, d: MAD_TO_SIGMA * x.median(dim=d, keepdim=True).values  # noqa: E731
+    first = mad(a, 1) * mad(a, 0) / (MAD_TO_SIGMA * a.median())
+    b = a / first
+    torch.testing.assert_close(rc, first * mad(b, 1) * mad(b, 0) / (MAD_TO_SIGMA * b.median()))
+    # rowcol_geo: log s_ij = mean_j log|g| + mean_i log|g| − mean log|g| − E log|Z| (two-way additive fit),
+    # refitted once with log|g| capped at log(3·s)
+    def additive_fit(la):
+        return la.mean(1, keepdim=True) + la.mean(0, keepdim=True) - la.mean() + (0.5772156649015329 + math.log(2)) / 2
+    la = a.double().log()
+    fit = additive_fit(torch.minimum(la, additive_fit(la) + math.log(3.0)))
+    torch.testing.assert_close(matrix_scale(g, "rowcol_geo").double(), fit.exp(), rtol=1e-4, atol=0)
+    z = torch.randn(400, 300, generator=gen, dtype=torch.float64)
+    assert matrix_scale(z, "rowcol_geo").mean().item() == pytest.approx(1.0, rel=0.02)  # unbiased scale for N(0, 1)
+    conv = torch.randn(6, 3, 2, 2, generator=gen)
+    assert matrix_scale(conv, "row_mad").shape == (6, 1, 1, 1) and matrix_scale(conv, "rowcol_mad").shape == (6, 3, 2, 2)
+    assert matrix_scale(conv, "rowcol_geo").shape == (6, 3, 2, 2)
+    assert matrix_scale(conv, "col_mad").shape == (1, 3, 2, 2)
+    assert matrix_scale(torch.randn(5), "rowcol_mad").ndim == 0  # vectors: the per-tensor MAD
+
+
+@pytest.mark.parametrize("kind", ["mad", "row_mad", "col_mad", "rowcol_mad", "rowcol_geo"])
+def test_scales_ignore_unobserved_zero_entries(kind):
+    """An embedding gradient: most rows exactly 0 (tokens not in the batch), one rare row with 3 nonzero entries.
+    The scale comes from the observed entries, so the rare row is not clipped to 0 and nothing turns NaN,
+    with or without Cauchy draws on top."""
+    gen = torch.Generator().manual_seed(0)
+    g = torch.zeros(65, 32)
+    g[:8] = torch.randn(8, 32, generator=gen)
+    g[40, :3] = torch.tensor([0.9, -1.1, 0.7])
+    s = matrix_scale(g, kind)
+    assert torch.isfinite(s).all() and (s > 1e-3).all()
+    p = torch.zeros(65, 32, requires_grad=True)
+    p.grad = g.clone()
+    shrink_grads_([p], psi="smooth", t=3.0, scale=kind)
+    assert torch.isfinite(p.grad).all() and (p.grad[9:40] == 0).all()
+    assert (p.grad[40, :3].abs() > 0.5 * g[40, :3].abs()).all()
+    hits = torch.rand(65, 32, generator=gen) < 0.05
+    hits[8:] = False  # draws on the observed rows (a row with one observed entry has nothing to compare it to)
+    p.grad = g + torch.where(hits, 1e3, 0.0)
+    shrink_grads_([p], psi="smooth", t=3.0, scale=kind)
+    assert hits.any() and torch.isfinite(p.grad).all() and p.grad.abs().max() < 10

@@ -37,7 +37,7 @@ def _run(cls, steps, seed=0, **hp):
 
 def test_p2_tau0_is_sgd_with_lion_style_momentum():
     lr, wd, eps, (b1, b2) = 0.05, 0.1, 1e-4, (0.9, 0.99)
-    params, _ = _run(StaceyP2, 6, lr=lr, p=2.0, tau_ratio=0.0, weight_decay=wd, eps=eps, betas=(b1, b2))
+    params, _ = _run(StaceyP2, 6, lr=lr, p=2.0, tau=0.0, weight_decay=wd, eps=eps, betas=(b1, b2))
     theta, m = _params(0), [torch.zeros_like(p) for p in _params(0)]
     gen = torch.Generator().manual_seed(100)
     for _ in range(6):
@@ -51,15 +51,14 @@ def test_p2_tau0_is_sgd_with_lion_style_momentum():
 
 @pytest.mark.parametrize("dual", ["l2", "lp"])
 def test_one_step_matches_the_equations(dual):
-    lr, p, eps, wd, tau_ratio, alpha_ratio = 0.02, 3.5, 1e-4, 0.05, 4.0, 2.0
+    lr, p, eps, wd, tau, alpha = 0.02, 3.5, 1e-4, 0.05, 0.08, 0.3
     theta0 = _params(1)[0]
     g = torch.randn(theta0.shape, dtype=D, generator=torch.Generator().manual_seed(5))
     x = theta0.clone().requires_grad_(True)
-    opt = Stacey([x], lr=lr, p=p, eps=eps, weight_decay=wd, tau_ratio=tau_ratio, alpha_ratio=alpha_ratio,
+    opt = Stacey([x], lr=lr, p=p, eps=eps, weight_decay=wd, tau=tau, alpha=alpha,
                  dual=dual, betas=(0.9, 0.99))
     x.grad = g
     opt.step()
-    tau, alpha = tau_ratio * lr, alpha_ratio * lr
     c = 0.1 * g  # m₀ = 0
     if dual == "l2":
         z = theta0 - alpha * c
@@ -75,8 +74,8 @@ def test_one_step_matches_the_equations(dual):
 
 @pytest.mark.parametrize("dual", ["l2", "lp"])
 def test_foreach_equals_single_tensor_path(dual):
-    a, _ = _run(Stacey, 7, lr=0.03, p=4.0, tau_ratio=3.0, dual=dual, foreach=True)
-    b, _ = _run(Stacey, 7, lr=0.03, p=4.0, tau_ratio=3.0, dual=dual, foreach=False)
+    a, _ = _run(Stacey, 7, lr=0.03, p=4.0, tau=0.09, dual=dual, foreach=True)
+    b, _ = _run(Stacey, 7, lr=0.03, p=4.0, tau=0.09, dual=dual, foreach=False)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-13)
 
@@ -115,7 +114,7 @@ def test_z_starts_at_theta0_and_is_updated_in_place(dual):
     z_ptrs = [opt.state[p]["z"].data_ptr() for p in params]
     # z₀ = θ₀ (not zeros): with τ = 0 after one step z = θ₀ − α·c
     x = _params(0)[0].clone().requires_grad_(True)
-    o = Stacey([x], lr=0.1, tau_ratio=0.0, dual="l2")
+    o = Stacey([x], lr=0.1, alpha=0.1, tau=0.0, dual="l2")
     g = torch.ones_like(x)
     x.grad = g
     o.step()
@@ -130,7 +129,7 @@ def test_z_starts_at_theta0_and_is_updated_in_place(dual):
 
 @pytest.mark.parametrize("cls", [StaceyP2, StaceyPP])
 def test_state_dict_round_trip_continues_identically(cls):
-    hp = dict(lr=0.02, p=3.0, tau_ratio=5.0)
+    hp = dict(lr=0.02, p=3.0, tau=0.1, alpha=0.05)
     full, _ = _run(cls, 8, **hp)
     half, opt = _run(cls, 4, **hp)
     sd = copy.deepcopy(opt.state_dict())
@@ -149,31 +148,40 @@ def test_state_dict_round_trip_continues_identically(cls):
         assert torch.equal(a, b)
 
 
-def test_scheduler_scales_every_step_size_together():
+def test_scheduler_scales_the_primal_step_only():
     x = torch.zeros(3, dtype=D, requires_grad=True)
-    opt = StaceyP2([x], lr=0.1, p=2.0, tau_ratio=0.0, weight_decay=0.0, eps=0.0)
+    opt = StaceyP2([x], lr=0.1, p=2.0, tau=0.0, weight_decay=0.0, eps=0.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     x.grad = torch.ones(3, dtype=D)
     opt.step()
     first = x.detach().clone()  # −lr·c = −0.1·0.1
+    z_first = opt.state[x]["z"].clone()  # −α·c = −1e-3·0.1
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
     opt.step()  # c = 0.9·m + 0.1·g with m = 0.001
     c = 0.9 * 0.001 + 0.1
     torch.testing.assert_close(x.detach() - first, torch.full((3,), -0.05 * c, dtype=D))
-    # lr = 0 freezes θ even with the coupling on
-    y = torch.randn(3, dtype=D).requires_grad_(True)
-    o = StaceyPP([y], lr=0.0, tau_ratio=1.0)
-    y0 = y.detach().clone()
+    torch.testing.assert_close(opt.state[x]["z"] - z_first, torch.full((3,), -1e-3 * c, dtype=D))  # α unscheduled
+    # lr = 0 stops the ℓp step, not the coupling: θ ← (1−τ)·θ + τ·z
+    y0 = torch.randn(3, dtype=D)
+    y = y0.clone().requires_grad_(True)
+    o = StaceyPP([y], lr=0.0, tau=0.5, alpha=0.0)
     y.grad = torch.ones(3, dtype=D)
     o.step()
-    assert torch.equal(y.detach(), y0)
+    torch.testing.assert_close(y.detach(), y0)  # z = θ₀ with α = 0
+
+
+def test_tau_and_alpha_are_independent_of_lr():
+    for lr in (1e-3, 0.1, 3.0):  # lr above 1 is allowed: τ does not grow with it
+        opt = StaceyP2([torch.zeros(2, requires_grad=True)], lr=lr)
+        assert (opt.param_groups[0]["tau"], opt.param_groups[0]["alpha"]) == (1e-3, 1e-3)
+    assert "tau_ratio" not in opt.defaults and "alpha_ratio" not in opt.defaults
 
 
 def test_param_groups_and_registry():
     a = torch.ones(3, dtype=D, requires_grad=True)
     b = torch.ones(3, dtype=D, requires_grad=True)
-    opt = StaceyP2([{"params": [a]}, {"params": [b], "lr": 0.0, "weight_decay": 0.0}], lr=0.1, p=2.0)
+    opt = StaceyP2([{"params": [a]}, {"params": [b], "lr": 0.0, "tau": 0.0, "weight_decay": 0.0}], lr=0.1, p=2.0)
     a.grad, b.grad = torch.ones(3, dtype=D), torch.ones(3, dtype=D)
     opt.step()
     assert not torch.equal(a.detach(), torch.ones(3, dtype=D)) and torch.equal(b.detach(), torch.ones(3, dtype=D))
@@ -198,17 +206,17 @@ def test_step_returns_the_closure_loss():
 
 @pytest.mark.parametrize("bad", [dict(p=1.5), dict(p=float("inf")), dict(lr=-1.0), dict(betas=(1.5, 0.9)),
                                  dict(betas=(0.9, 1.0)), dict(eps=-1.0), dict(weight_decay=-0.1),
-                                 dict(alpha_ratio=-1.0), dict(tau_ratio=-1.0), dict(lr=0.5, tau_ratio=3.0),
+                                 dict(alpha=-1.0), dict(tau=-0.1), dict(tau=1.5),
                                  dict(dual="l1")])
 def test_bad_hyperparameters_raise(bad):
     with pytest.raises(ValueError):
         Stacey([torch.zeros(2, requires_grad=True)], **bad)
 
 
-def test_schedule_pushing_tau_above_one_raises():
+def test_tau_set_above_one_in_a_param_group_raises_at_step():
     x = torch.zeros(2, requires_grad=True)
-    opt = StaceyP2([x], lr=0.1, tau_ratio=5.0)
-    opt.param_groups[0]["lr"] = 0.5
+    opt = StaceyP2([x], lr=0.1)
+    opt.param_groups[0]["tau"] = 1.5
     x.grad = torch.ones(2)
     with pytest.raises(ValueError, match="τ"):
         opt.step()
@@ -218,7 +226,7 @@ def test_schedule_pushing_tau_above_one_raises():
 def test_paths_agree_in_float32_and_with_beta1_zero(beta1):
     x32 = torch.randn(6, generator=torch.Generator().manual_seed(4))
     x = x32.clone().requires_grad_(True)
-    opt = StaceyPP([x], lr=0.01, p=3.0, tau_ratio=2.0, betas=(beta1, 0.999), foreach=True)
+    opt = StaceyPP([x], lr=0.01, p=3.0, tau=0.02, alpha=0.01, betas=(beta1, 0.999), foreach=True)
     g = torch.randn(6, generator=torch.Generator().manual_seed(5))
     for _ in range(2):
         x.grad = g

@@ -1,68 +1,74 @@
-"""DeVA-S∞ step time ÷ torch.optim.Muon step time on GPT-2-124M-shaped hidden matrices (goal ≤ 1.5).
-
-One GPT-2 block's matrices, (3d, d), (d, d), (4d, d), (d, 4d) with d = 768 on CUDA. On CPU (one
-thread) full mode uses d = 384 (a 768-wide period takes minutes there), quick mode d = 192.
-Each timed call is one full eigenbasis period (10 steps, one of which refreshes Q by a power
-step + QR), so the refresh is amortised exactly as in training; both optimizers take the same
-number of steps per call. ``extra`` times the variants: Γ in the original basis (no
-projections or refresh), only the d-wide sides rotated (max_precond_dim = d), Γ ≡ 1 (Muon at
-RMS 0.2 through our code), and SOAP, to say where the time goes. CPU: one thread; on CUDA the calls are synchronised.
+"""DeVA-S∞ ÷ SOAP (and ÷ torch.optim.Muon) at equal precision, on the hidden matrices of a
+GPT-2 block (d = 256; quick: d = 128): both with fp32 projections (equal precision), both with
+bf16 projections (``projection_dtype``), and DeVA-S∞ with bf16 projections against fp32 SOAP;
+DeVA-S∞'s direction is Muon's bf16 Newton–Schulz, as torch.optim.Muon's. Reported apart: the *plain* step
+(no eigenbasis refresh), the *refresh* step (every step refreshes: one power step + QR per side)
+and the *amortized* step of the default period k = 10, (9·plain + refresh)/10.
+Goal: DeVA-S∞ amortized ≤ 1.1× SOAP amortized. Method: ``geomopt.benchmark``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from geomopt.benchmark import Measurement, gpt2_block_shapes, optimizer_on_random_grads, time_interleaved
+from geomopt.benchmark import (Measurement, across_processes, bench_device, gpt2_block_shapes, median_ratios, median_seconds,
+                               optimizer_on_random_grads, sync_for, time_interleaved)
 from geomopt.optim.deva import DevaSinf
 from geomopt.optim.soap import SOAP
 
 NAME = "deva_s_inf_step"
-DESCRIPTION = "DeVA-S∞ step (refresh amortised over its 10-step period) / torch.optim.Muon step"
+DESCRIPTION = "DeVA-S∞ step / SOAP step (plain, refresh, amortized over 10) and / torch.optim.Muon step"
 PERIOD = 10
+NEVER = 10 ** 9
+KINDS = {"plain": "plain step", "refresh": "refresh step", "amortized": "step (k = 10)"}
+LABELS = {"torch_muon": "torch.optim.Muon",
+          **{f"{n}{sfx}_{k}": f"{lab}{tag} {v}" for n, lab in (("soap", "SOAP"), ("deva", "DeVA-S∞"))
+             for sfx, tag in (("", ""), ("_bf16", " (bf16 proj.)")) for k, v in KINDS.items()}}
 
 
-def make(opt_cls, shapes, device, **hp):
-    # the first step builds the state (eigendecompositions) before timing
-    opt, params = optimizer_on_random_grads(opt_cls, shapes, device=device, **hp)
+def measure(quick: bool) -> dict:
+    device = bench_device()
+    shapes = gpt2_block_shapes(1, 128 if quick else 256, vectors=False)
+    common = dict(lr=1e-3, weight_decay=0.0)
 
-    def one_period():
-        for _ in range(PERIOD):
-            opt.step()
+    def make(opt_cls, projection_dtype=None, **kw):
+        opt, params = optimizer_on_random_grads(opt_cls, shapes, device=device, warm_steps=0, **common, **kw)
+        for group in opt.param_groups:  # a param-group key for DevaSinf (see soap.PROJECTION_DTYPES)
+            group["projection_dtype"] = projection_dtype
+        opt.step()
+        opt.step()
+        return opt.step
 
-    return one_period, params
+    fns = {"torch_muon": make(torch.optim.Muon, momentum=0.95)}
+    for name, cls in (("soap", SOAP), ("deva", DevaSinf)):
+        for suffix, dtype in (("", None), ("_bf16", "bf16")):
+            for kind, k in (("plain", NEVER), ("refresh", 1)):
+                fns[f"{name}{suffix}_{kind}"] = make(cls, precondition_frequency=k, projection_dtype=dtype)
+    s = time_interleaved(fns, reps=10, warmup=1, sync=sync_for(device), stat=min)
+    for name in ("soap", "soap_bf16", "deva", "deva_bf16"):
+        s[f"{name}_amortized"] = ((PERIOD - 1) * s[f"{name}_plain"] + s[f"{name}_refresh"]) / PERIOD
+    return {"seconds": s, "device": device, "shapes": shapes}
 
 
 def bench(quick: bool) -> Measurement:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    if device == "cpu":
-        torch.set_num_threads(1)
-    d = 192 if quick else (768 if device == "cuda" else 384)
-    shapes = gpt2_block_shapes(1, d, vectors=False)
-    common = dict(lr=1e-3, weight_decay=0.0)
-    cands = {"muon": make(torch.optim.Muon, shapes, device, momentum=0.95, **common),
-             "deva_sinf": make(DevaSinf, shapes, device, precondition_frequency=PERIOD, **common),
-             "deva_sinf_noeig": make(DevaSinf, shapes, device, basis="identity", **common),
-             # Only the d-wide sides rotated (max_precond_dim = d): the 3d/4d sides' projections dominate.
-             "deva_sinf_rotate_d_only": make(DevaSinf, shapes, device, precondition_frequency=PERIOD,
-                                             max_precond_dim=d, **common),
-             "deva_sinf_gamma1": make(DevaSinf, shapes, device, gain="none", **common),
-             "soap": make(SOAP, shapes, device, precondition_frequency=PERIOD, **common)}
-    reps = 5 if device == "cuda" else 3
-    t = time_interleaved({k: fn for k, (fn, _) in cands.items()}, reps=reps, warmup=1, sync=sync)
-    per_step = {k: v / PERIOD for k, v in t.items()}
+    runs = across_processes(__file__, quick)
+    pairs = {f"deva{sfx}_{k}": f"soap{sfx}_{k}" for sfx in ("", "_bf16") for k in KINDS}  # equal precision
+    pairs.update({f"deva_bf16_{k}_vs_soap32": f"soap_{k}" for k in KINDS})  # bf16 DeVA vs fp32 SOAP
+    ratios = median_ratios({t: [{"seconds": {**p["seconds"], **{f"deva_bf16_{k}_vs_soap32": p["seconds"][f"deva_bf16_{k}"]
+                                                                for k in KINDS}}} for p in procs]
+                            for t, procs in runs.items()}, pairs)
+    everything = [n for n in LABELS if n != "torch_muon"]
+    versus_muon = median_ratios(runs, {k: "torch_muon" for k in everything})
+    for t in ratios:
+        ratios[t].update({f"{k}_vs_muon": v for k, v in versus_muon[t].items()})
+    labels = {**LABELS, **{f"{k}_vs_muon": LABELS[k] for k in everything},
+              **{f"deva_bf16_{k}_vs_soap32": LABELS[f"deva_bf16_{k}"] for k in KINDS}}
     return Measurement(
-        numerator={"what": "DeVA-S∞ step (eigenbasis, refresh every 10)", "seconds": per_step["deva_sinf"]},
-        denominator={"what": "torch.optim.Muon step", "seconds": per_step["muon"]},
-        ratio=per_step["deva_sinf"] / per_step["muon"],
-        goal="<= 1.5",
-        extra={"device": device, "d": d, "reps": reps,
-               "threads": torch.get_num_threads() if device == "cpu" else None,
-               "shapes": shapes, "period": PERIOD, "seconds_per_step": per_step,
-               "ratio_per_variant": {k: v / per_step["muon"] for k, v in per_step.items() if k != "muon"}},
-    )
-
-
-if __name__ == "__main__":
-    print(bench(quick=False))
+        numerator={"what": LABELS["deva_amortized"], "seconds": ratios["1"]["deva_amortized"]["seconds"]},
+        denominator={"what": LABELS["soap_amortized"], "seconds": median_seconds(runs, "1", "soap_amortized")},
+        ratio=ratios["1"]["deva_amortized"]["ratio"], goal="<= 1.1",
+        extra={"ratios": ratios, "labels": labels, "period": PERIOD,
+               "goals": {"deva_amortized": "≤ 1.1", "deva_bf16_amortized_vs_soap32": "≤ 1.1"},
+               "shapes": runs["1"][0]["shapes"], "device": runs["1"][0]["device"], "processes": len(runs["1"]),
+               "note": "per process: min of interleaved steps; ratio: median over processes; equal precision "
+                       "(fp32 projections in both; DeVA-S∞'s msign in bf16 as torch.optim.Muon's)"})

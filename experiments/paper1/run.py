@@ -52,11 +52,14 @@ CONTROL_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 QUICK_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 # The ablation (make ablate-paper1), seed 0, same budget as the main runs. "clean" comes first: it asks
 # which ψ/t makes Adam + shrinkage lose on clean gradients; "cauchy" is the full grid under contamination.
+# Thresholds per position where they differ: post-clipping acts on m̂/√v̂, which stays below ≈ 2.35 for
+# β = (0.9, 0.99) (≈ 0.3 RMS on noise), so its t must be < 1 to act (t ≥ 2 there was a no-op).
+POST_T = [0.25, 0.5, 0.75]
 ABLATE = {
     "clean": {"shrink_adamw": {"psi": ["hard", "soft", "redescend", "smooth"], "t": [2.0, 3.0, 4.0],
                                "position": ["pre"]}},
     "cauchy": {
-        "shrink_adamw": {"psi": ["hard", "soft", "redescend", "smooth"], "t": [2.0, 3.0, 4.0],
+        "shrink_adamw": {"psi": ["hard", "soft", "redescend", "smooth"], "t": {"pre": [2.0, 3.0, 4.0], "post": POST_T},
                          "position": ["pre", "post"]},
         "clip_muon": {"psi": ["hard", "soft", "redescend", "smooth"], "t": [2.0, 3.0, 4.0],
                       "position": ["grad", "momentum"]}},
@@ -93,7 +96,9 @@ def plan(mode: str, preset: str, out_dir: Path, extra: list[str], ablate: bool) 
     if ablate:
         for group, grids in ABLATE.items():
             for base, grid in grids.items():
-                for psi, t, pos in itertools.product(grid["psi"], grid["t"], grid["position"]):
+                ts = grid["t"] if isinstance(grid["t"], dict) else {pos: grid["t"] for pos in grid["position"]}
+                for psi, pos, t in ((psi, pos, t) for psi, pos in itertools.product(grid["psi"], grid["position"])
+                                    for t in ts[pos]):
                     m = dict(methods[base])
                     m["optim"] = {**m.get("optim", {}), "psi": psi, "t": t, "position": pos}
                     configs.append(make_config(preset, with_cauchy(m, 0) if group == "cauchy" else m,
@@ -139,8 +144,8 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
 
 def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None:
     """What ShrinkAdamW's ψ does in the clean seed-0 run, measured: every ``every`` steps, the share of
-    gradient entries beyond t·√v̂ (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a step pre-hook),
-    the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
+    gradient entries beyond t·s, s the entry's scale (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a
+    step pre-hook), the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
     parameter against the AdamW run with the same seed and data order, trained in lockstep."""
     import dataclasses
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geomopt.report import verdict
+from geomopt.report.claims import paper_summary, record
 from geomopt.results import REPO_ROOT, atomic_write_text, read_json, read_run, write_json
 
 METHODS = ("ours", "opt_kappa", "rill_only")
@@ -35,6 +37,18 @@ SETUP = [
     "Din = 784 with 10 steps only.",
     "",
 ]
+
+
+def to_records(claims: list[dict]) -> list[dict]:
+    """This report's claims as registry records (geomopt.report.claims)."""
+    out = []
+    for c in claims:
+        slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in c["claim"].lower())
+        source = c["claim"].split(":")[0].split(" (")[0] if c["claim"].startswith(("Table", "Fig")) else "Table 1 / spec"
+        out.append(record("paper4", "-".join(filter(None, slug.split("-")))[:70], c["claim"], c["paper"], source,
+                          c["ours"], c["decision"], {"model": "linear θ / small CNN", "data": "see REPORT"},
+                          "results/paper4/REPORT.md", c["command"]))
+    return out
 
 
 def success(df):
@@ -83,20 +97,21 @@ def tabular_section(rec, claims):
                    "ours": "; ".join(f"{LABEL[m]} RIR {_fmt(rows[m]['rir'])}" for m in METHODS)
                    + f" (ceiling {_fmt(ceiling)}; diabetes stand-in)",
                    "paper": "House Prices: Ours 356.20, Opt κ 92.58, IMMA 2.00, R_ill Only 1.24",
-                   "verdict": "reproduced" if best == "ours" else f"not reproduced (best: {LABEL[best]})"})
+                   "decision": verdict.exact(best == "ours", f"best: {LABEL[best]} (deterministic full-batch GD)")})
     ro = rows["rill_only"]
     claims.append({"claim": "R_ill Only raises κ on D_H and D_P alike ((i), (ii) ≫ 1, RIR ≈ 1)",
                    "command": f"{RUN} --only tabular",
                    "ours": f"(i) {_fmt(ro['i'])}, (ii) {_fmt(ro['ii'])}, RIR {_fmt(ro['rir'])}",
                    "paper": "(i) 90.02, (ii) 72.42, RIR 1.24",
-                   "verdict": "reproduced" if ro["i"] > 1.5 and ro["ii"] > 1.5 and ro["rir"] < 2 else "not reproduced"})
+                   "decision": verdict.exact(ro["i"] > 1.5 and ro["ii"] > 1.5 and ro["rir"] < 2,
+                                            "our reading: (i), (ii) > 1.5 and RIR < 2")})
     left, right = rows["ours"], rows["ours_right_precond"]
     claims.append({"claim": "Spec pitfall 2: K⁻¹·∇θ (Alg. 1) vs the public code's ∇θ·K⁻¹",
                    "command": f"{RUN} --only tabular",
                    "ours": f"left RIR {_fmt(left['rir'])} ((ii) {_fmt(left['ii'])}); right RIR {_fmt(right['rir'])} "
                            f"((ii) {_fmt(right['ii'])})",
                    "paper": "Alg. 1 / Thm 4.3 use K⁻¹·∇θ (not compared in the paper)",
-                   "verdict": "left better" if left["rir"] > right["rir"] else "right not worse here"})
+                   "decision": verdict.exact(left["rir"] > right["rir"], "claim read: Alg. 1's side gives the larger RIR")})
     return lines
 
 
@@ -126,14 +141,15 @@ def pairs_section(name, path, paper_ref, claims):
                                 f"{_fmt(k['mean_rir'])} ({k['success']}/{k['n']}, std ln {k['std_ln_rir']:.1f} vs "
                                 f"{o['std_ln_rir']:.1f}), R_ill Only {_fmt(r['mean_rir'])} ({r['success']}/{r['n']})"),
                        "paper": "MNIST: Ours 70.04 (90/90), Opt κ 69.73 (58/90), IMMA 1.77 (1/90), R_ill Only 1.93 (0/90)",
-                       "verdict": ("reproduced" if ok and wider and o["success"] == o["n"]
-                                   else "partly" if ok or wider else "not reproduced")})
+                       "decision": verdict.exact(ok and wider and o["success"] == o["n"],
+                                                f"beats R_ill Only: {ok}; Opt κ wider: {wider}; all pairs "
+                                                f"succeed: {o['success'] == o['n']}")})
         claims.append({"claim": f"Table 2 ({name}): mean RIR of Ours ≥ mean RIR of Opt κ",
                        "command": f"{RUN} --only {'digits' if 'digits' in name else 'fmnist'}",
                        "ours": f"Ours {_fmt(o['mean_rir'])} (median {_fmt(o['median_rir'])}), Opt κ "
                                f"{_fmt(k['mean_rir'])} (median {_fmt(k['median_rir'])})",
                        "paper": "MNIST: Ours 70.04, Opt κ 69.73",
-                       "verdict": "reproduced" if o["mean_rir"] >= k["mean_rir"] else "not reproduced"})
+                       "decision": verdict.exact(o["mean_rir"] >= k["mean_rir"], "deterministic per pair")})
     return lines
 
 
@@ -141,7 +157,7 @@ def curves_section(tab, cur, claims):
     lines = ["## Fig. 1 / Fig. 3 analogue: linear-probe norm ratios (Eq. 16, exact line search)", "",
              "‖w_t − w*‖²/‖w_0 − w*‖² at step 50 (higher on D_H = slower attacker; lower on D_P = faster).", "",
              "| data | probe | before | Ours | Opt κ | R_ill Only |", "|---|---|---|---|---|---|"]
-    verdict_bits = []
+    moved_right = []
     for label, rec in (("diabetes", tab), ("digits " + "→".join(map(str, cur["pair"])) if cur else "", cur)):
         if not rec:
             continue
@@ -150,13 +166,13 @@ def curves_section(tab, cur, claims):
             at = {m: float(np.asarray(c[m][split], float)[50]) for m in ("identity", *METHODS) if m in c}
             lines.append(f"| {label} | {split} | " + " | ".join(_fmt(at[m]) for m in ("identity", *METHODS)) + " |")
             slower = at["ours"] > at["identity"] if split == "D_H" else at["ours"] < at["identity"]
-            verdict_bits.append(slower)
+            moved_right.append(slower)
     lines.append("")
     claims.append({"claim": "Fig. 1: after Ours, probing is slower on D_H and faster on D_P",
                    "command": f"{RUN} --only tabular curves",
-                   "ours": f"{sum(verdict_bits)}/{len(verdict_bits)} (data, probe) cells move the right way at step 50",
+                   "ours": f"{sum(moved_right)}/{len(moved_right)} (data, probe) cells move the right way at step 50",
                    "paper": "House Prices: D_H slower, D_P faster for Ours and Opt κ",
-                   "verdict": "reproduced" if all(verdict_bits) else "partly" if any(verdict_bits) else "not reproduced"})
+                   "decision": verdict.exact(all(moved_right), f"{sum(moved_right)}/{len(moved_right)} cells")})
     return lines
 
 
@@ -185,7 +201,7 @@ def deep_section(rec, claims):
                    "ours": "; ".join(f"{LABEL[m]} {_fmt(r['rir_theta0'])}" for m, r in rows.items())
                    + " (small CNN, Fashion-MNIST 0–4 vs 5–9, 1 seed)",
                    "paper": "ImageNet→Cars R18: Ours 3.467, Opt κ 1.527, R_ill Only 1.057, IMMA 0.974",
-                   "verdict": "reproduced" if best == "ours" else f"not reproduced (best: {LABEL[best]})"})
+                   "decision": verdict.inconclusive(1, f"one seed; best: {LABEL[best]}")})
     return lines
 
 
@@ -216,7 +232,7 @@ def main(argv=None) -> int:
     theory = args.results / "theory" / "immunization_linear.json"
     if theory.exists():
         t = read_json(theory)
-        lines += ["## Theory (theory/immunization_linear.py)", "", f"Verdict: **{t['verdict']}** — {t['summary']}", ""]
+        lines += ["## Theory (theory/immunization_linear.py)", "", f"**{verdict.theory(t).label}** — {t['summary']}", ""]
         lines += [f"- {n}" for n in t.get("notes", [])] + [""]
     if (res / "tabular.json").exists():
         lines += tabular_section(read_json(res / "tabular.json"), claims)
@@ -243,9 +259,11 @@ def main(argv=None) -> int:
                  "`python experiments/paper4/deep.py --preset gpu --imagenet-dir ... --cars-dir ... --weights ...`)")
               + "; no ViT; the App. C.3 K⁻¹ dummy layer is not implemented in the GPU preset (plain gradients).", ""]
     claims += [{"claim": "IMMA baseline", "command": "–", "ours": "not reproducible (objective not specified)",
-                "paper": "Table 1 RIR 2.00; Table 2 mean RIR 1.77", "verdict": "not run"}]
+                "paper": "Table 1 RIR 2.00; Table 2 mean RIR 1.77",
+                "decision": verdict.not_testable("IMMA's objective is not specified")}]
+    write_json(res / "claims.json", to_records(claims))  # registry records (geomopt.report.claims)
+    lines[4:4] = paper_summary(args.results, "paper4")  # first screen, rendered from results/claims.json
     atomic_write_text(res / "REPORT.md", "\n".join(lines) + "\n")
-    write_json(res / "claims.json", claims)  # a list, as geomopt.report.readme expects
     print(f"report: {res / 'REPORT.md'} and claims.json ({len(claims)} claims)")
     return 0
 

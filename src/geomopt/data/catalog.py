@@ -40,6 +40,11 @@ def _shakespeare_bpe() -> str:
             f"tokens in {d}")
 
 
+def _build_shakespeare_bpe() -> str:
+    bpe.shakespeare_bpe_dir(log=print)
+    return _shakespeare_bpe()
+
+
 def _fashion() -> str:
     names = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
     missing = [n for n in names if not (images.FASHION_DIR / n).exists()]
@@ -59,7 +64,7 @@ def _cifar() -> str:
 
 def _fineweb() -> str:
     d = text.fineweb_dir()
-    train, val = text.fineweb_shards(d)
+    train, val = text.shard_files(d)
     if not train or not val:
         raise FileNotFoundError(f"no fineweb_train_*.bin / fineweb_val_*.bin in {d.resolve()}; {text.FINEWEB_HOWTO}")
     return f"{len(train)} train + {len(val)} val shards in {d.resolve()}"
@@ -96,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = {name: _check(name, probe) for name, probe in PROBES.items()}
     if args.install and not results["shakespeare_bpe"][1] and results["shakespeare"][1]:
-        bpe.shakespeare_bpe_dir(log=print)
-        results["shakespeare_bpe"] = _check("shakespeare_bpe", _shakespeare_bpe)
+        results["shakespeare_bpe"] = _check("shakespeare_bpe", _build_shakespeare_bpe)
     if args.install and not results["fashion_mnist"][1]:
         print(f"fashion_mnist: {install_fashion_mnist()}")
         results["fashion_mnist"] = _check("fashion_mnist", _fashion)

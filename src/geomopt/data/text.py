@@ -70,8 +70,8 @@ def shakespeare_plays() -> list[tuple[str, str]]:
 
 
 def shakespeare_split(val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
-    """(train text, val text): the first 90% of every play, then the last 10% of every play
-    (``val_fraction`` = 0.1; the BPE task holds out 20%)."""
+    """(train text, val text): the first ``1 − val_fraction`` of every play, then the rest of every
+    play (default 10%; the BPE task holds out 20%)."""
     train, val = [], []
     for _, text in shakespeare_plays():
         cut = int(len(text) * (1 - val_fraction))
@@ -133,7 +133,7 @@ def fineweb_dir(data_dir: str = "") -> Path:
     return Path(data_dir or os.environ.get("GEOMOPT_FINEWEB", "") or "data/fineweb10B")
 
 
-def fineweb_shards(directory: Path, prefix: str = "fineweb") -> tuple[list[str], list[str]]:
+def shard_files(directory: Path, prefix: str = "fineweb") -> tuple[list[str], list[str]]:
     """Sorted ``<prefix>_train_*.bin`` and ``<prefix>_val_*.bin`` in ``directory``."""
     train = sorted(glob.glob(str(directory / f"{prefix}_train_*.bin")))
     val = sorted(glob.glob(str(directory / f"{prefix}_val_*.bin")))
@@ -142,7 +142,7 @@ def fineweb_shards(directory: Path, prefix: str = "fineweb") -> tuple[list[str],
 
 def load_shards(directory: Path, prefix: str, vocab_size: int, howto: str) -> TokenData:
     """Every ``<prefix>_{train,val}_*.bin`` shard of ``directory``, memory-mapped."""
-    train, val = fineweb_shards(directory, prefix)
+    train, val = shard_files(directory, prefix)
     if not train or not val:
         raise DataMissing(f"{prefix}: no {prefix}_train_*.bin and {prefix}_val_*.bin in {directory.resolve()}; "
                           + howto)

@@ -29,10 +29,10 @@ msign is equivariant, Q_L·msign(Q_LᵀNQ_R)·Q_Rᵀ = msign(N): the direction i
 the eigenbasis only decides where Γ acts elementwise.
 
 Differences from the public code, on purpose:
-- msign is torch's Muon Newton–Schulz (``torch.optim._muon._zeropower_via_newtonschulz``,
-  5 quintic steps in bf16, Frobenius normalisation). The code's extra first-iteration
-  division by ‖(YYᵀ)²‖_F^{1/4} is not applied: we share Muon's exact orthogonaliser so
-  that DeVA-S∞ vs Muon differ only in Γ and scaling.
+- msign is by default torch's Muon Newton–Schulz (``orthogonalizer="newton_schulz"``: 5 quintic
+  steps in bf16, Frobenius normalisation), shared with our Muon so that DeVA-S∞ vs Muon differ
+  only in Γ and scaling. ``orthogonalizer="authors"`` is the code's msign, with its extra
+  first-iteration division by ‖(YYᵀ)²‖_F^{1/4} (geomopt.optim.orthogonalize; bit-exact).
 - M is re-projected only when the basis changes (every k steps); the code rotates M
   back and forth every step, which is the identity between refreshes.
 - Γ is not stored (``keep_gain=True`` keeps the last Γ in ``state["gain"]`` for diagnostics).
@@ -51,19 +51,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, _zeropower_via_newtonschulz
 
 from geomopt.optim.routing import as_matrix
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.fused import by_device_and_dtype, fused_step
+from geomopt.optim.orthogonalize import NS_COEFFICIENTS, check_orthogonalizer, msign
 from geomopt.optim.soap import (EigenbasisOptimizer, bases, check_common_hparams, from_eigenbasis, shampoo_beta,
                                 to_eigenbasis, update_factors)
 
-NS_COEFFICIENTS = (DEFAULT_A, DEFAULT_B, DEFAULT_C)
-
-
-def msign(x: torch.Tensor, ns_coefficients=NS_COEFFICIENTS, ns_steps: int = 5) -> torch.Tensor:
-    """≈ UVᵀ of x = UΣVᵀ by Muon's Newton–Schulz (bf16), returned in x's dtype."""
-    return _zeropower_via_newtonschulz(x, ns_coefficients, ns_steps, 1e-7).to(x.dtype)
+__all__ = ["NS_COEFFICIENTS", "DevaLinf", "DevaSinf", "msign"]  # msign lives in geomopt.optim.orthogonalize
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,32 +67,30 @@ def msign(x: torch.Tensor, ns_coefficients=NS_COEFFICIENTS, ns_steps: int = 5) -
 
 
 def deva_linf_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
-                   second_moments: list[torch.Tensor], steps: list[int], *, lr: float, beta1: float, beta2: float,
-                   eps: float, weight_decay: float, nesterov: bool, second_moment: str, bias_correction: bool,
-                   eps_inside_sqrt: bool) -> list[torch.Tensor]:
-    """One DeVA-ℓ∞ step on lists of tensors (foreach); returns the gains Γ. ``grads`` are only read."""
-    if weight_decay > 0:
-        torch._foreach_mul_(params, 1 - lr * weight_decay)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    tracked = exp_avgs if second_moment == "momentum" else grads
-    torch._foreach_mul_(second_moments, beta2)
-    torch._foreach_addcmul_(second_moments, tracked, tracked, value=1 - beta2)
-    numer = torch._foreach_abs(exp_avgs)
-    if bias_correction:
-        torch._foreach_div_(numer, [1 - beta1 ** t for t in steps])
-        v_hat = torch._foreach_div(second_moments, [1 - beta2 ** t for t in steps])
-    else:
-        v_hat = second_moments
-    if eps_inside_sqrt:
-        denom = torch._foreach_sqrt(torch._foreach_add(v_hat, eps))
-    else:
-        denom = torch._foreach_add(torch._foreach_sqrt(v_hat), eps)
-    gains = torch._foreach_div(numer, denom)
-    # Nesterov look-ahead (1−β1)·g + β1·m, built out of place: p.grad is never edited.
-    direction = torch._foreach_lerp(grads, exp_avgs, beta1) if nesterov else exp_avgs
-    update = torch._foreach_mul(gains, torch._foreach_sign(direction))
-    torch._foreach_add_(params, update, alpha=-lr)
-    return gains
+                   second_moments: list[torch.Tensor], *, lr, beta1, beta2, eps, weight_decay, bias1, bias2,
+                   nesterov: bool, second_moment: str, bias_correction: bool, eps_inside_sqrt: bool,
+                   keep_gain: bool = True, decay: bool = True) -> list[torch.Tensor] | None:
+    """One DeVA-ℓ∞ step in place; returns the gains Γ (``keep_gain``). ``grads`` are only read.
+    ``bias1``/``bias2`` are each tensor's 1−β1^t, 1−β2^t. A pure kernel for ``fused_step``
+    (scalars: floats or 0-d tensors)."""
+    gains = []
+    for i, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, second_moments)):
+        if decay:
+            p.mul_(1 - lr * weight_decay)
+        m.lerp_(g, 1 - beta1)
+        tracked = m if second_moment == "momentum" else g
+        v.mul_(beta2).addcmul_(tracked, tracked, value=1 - beta2)
+        numer, v_hat = m.abs(), v
+        if bias_correction:
+            numer, v_hat = numer.div_(bias1[i]), v / bias2[i]
+        denom = (v_hat + eps).sqrt_() if eps_inside_sqrt else v_hat.sqrt().add_(eps)
+        gain = numer.div_(denom)
+        # Nesterov look-ahead (1−β1)·g + β1·m, built out of place: p.grad is never edited.
+        direction = torch.lerp(g, m, beta1) if nesterov else m
+        p.add_(gain * direction.sign(), alpha=-lr)
+        if keep_gain:
+            gains.append(gain)
+    return gains if keep_gain else None
 
 
 class DevaLinf(torch.optim.Optimizer):
@@ -110,13 +104,14 @@ class DevaLinf(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.02, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-5,
                  weight_decay: float = 0.0, nesterov: bool = False, second_moment: str = "momentum",
-                 bias_correction: bool = False, eps_inside_sqrt: bool = True, keep_gain: bool = False):
+                 bias_correction: bool = False, eps_inside_sqrt: bool = True, keep_gain: bool = False,
+                 fused: bool | None = None):
         check_common_hparams("DevaLinf", lr, betas, eps, weight_decay, 1, 1)
         if second_moment not in ("momentum", "gradient"):
             raise ValueError(f"DevaLinf: second_moment must be 'momentum' or 'gradient', got {second_moment!r}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, nesterov=nesterov,
                         second_moment=second_moment, bias_correction=bias_correction,
-                        eps_inside_sqrt=eps_inside_sqrt, keep_gain=keep_gain)
+                        eps_inside_sqrt=eps_inside_sqrt, keep_gain=keep_gain, fused=fused)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -143,14 +138,19 @@ class DevaLinf(torch.optim.Optimizer):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            gains = deva_linf_step(params, grads, exp_avgs, second_moments, steps, lr=group["lr"], beta1=beta1,
-                                   beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                                   nesterov=group["nesterov"], second_moment=group["second_moment"],
-                                   bias_correction=group["bias_correction"],
-                                   eps_inside_sqrt=group["eps_inside_sqrt"])
-            if group["keep_gain"]:
-                for p, gain in zip(params, gains):
-                    self.state[p]["gain"] = gain
+            index = {id(p): i for i, p in enumerate(params)}
+            static = dict(nesterov=group["nesterov"], second_moment=group["second_moment"],
+                          bias_correction=group["bias_correction"], eps_inside_sqrt=group["eps_inside_sqrt"],
+                          keep_gain=group["keep_gain"], decay=group["weight_decay"] > 0)
+            for lists in by_device_and_dtype([params, grads, exp_avgs, second_moments]):
+                t = [steps[index[id(p)]] for p in lists[0]]
+                hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                             weight_decay=group["weight_decay"], bias1=[1 - beta1 ** s for s in t],
+                             bias2=[1 - beta2 ** s for s in t])
+                gains = fused_step(deva_linf_step, lists, hyper, static, group.get("fused"))
+                if group["keep_gain"]:
+                    for p, gain in zip(lists[0], gains):
+                        self.state[p]["gain"] = gain
         return loss
 
 
@@ -170,8 +170,8 @@ def spectral_gain(source: torch.Tensor, gain_ema: torch.Tensor, beta2: float, ep
 
 def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema: torch.Tensor | None, t: int, *,
                         beta1: float, beta2: float, eps: float, nesterov: bool, gain: str, sign_stabilized: bool,
-                        bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                        bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int,
+                        orthogonalizer: str = "newton_schulz") -> tuple[torch.Tensor, torch.Tensor | None]:
     """The DeVA-S∞ update in the eigenbasis, 0.2·√max(n,m)·Γ⊙msign(N), and the gain Γ
     (bias correction √(1−β2^t)/(1−β1^t) folded in). ``momentum``/``gain_ema`` are updated in place.
     ``gain="none"`` is the Γ ≡ 1 ablation (Muon at RMS 0.2): the bias correction belongs to Γ
@@ -180,7 +180,8 @@ def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema
     direction = torch.lerp(grad_rot, momentum, beta1) if nesterov else momentum
     if sign_stabilized:  # AdaMuon-style O = msign(sign(N))
         direction = direction.sign()
-    update = msign(direction, ns_coefficients, ns_steps).mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
+    update = msign(direction, ns_coefficients, ns_steps, orthogonalizer)
+    update.mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
     if gain == "none":
         return update, None
     source = momentum if gain == "momentum" else grad_rot
@@ -195,6 +196,8 @@ class DevaSinf(EigenbasisOptimizer):
     lr 3e-3, betas (0.95, 0.95), shampoo_beta = β2, eps 1e-8, WD 0.01 (after the step), refresh
     every 10 steps, max_precond_dim 10000, bias correction on, Nesterov on, update RMS 0.2.
 
+    ``orthogonalizer``: "newton_schulz" (torch's, shared with Muon) or "authors" (the code's msign).
+
     Variants (Reconstructed, spec §2.2): ``basis="identity"`` (Γ in the original coordinates,
     Q = Id), ``gain="none"`` (Γ ≡ 1; no eigenbasis is kept since msign is equivariant),
     ``gain="instantaneous"`` (r, c from G̃ instead of M), ``sign_stabilized=True`` (msign(sign(N))).
@@ -205,7 +208,7 @@ class DevaSinf(EigenbasisOptimizer):
                  precondition_frequency: int = 10, max_precond_dim: int = 10000, bias_correction: bool = True,
                  nesterov: bool = True, gain: str = "momentum", basis: str = "eigen", sign_stabilized: bool = False,
                  rms_scale: float = 0.2, skip_first_step: bool = True, ns_coefficients=NS_COEFFICIENTS,
-                 ns_steps: int = 5, keep_gain: bool = False):
+                 ns_steps: int = 5, orthogonalizer: str = "newton_schulz", keep_gain: bool = False):
         check_common_hparams("DevaSinf", lr, betas, eps, weight_decay, precondition_frequency, max_precond_dim)
         if shampoo_beta is not None and not 0.0 <= shampoo_beta < 1.0:
             raise ValueError(f"DevaSinf: shampoo_beta must be in [0, 1) or None (= beta2), got {shampoo_beta}")
@@ -219,11 +222,13 @@ class DevaSinf(EigenbasisOptimizer):
                         precondition_frequency=precondition_frequency, max_precond_dim=max_precond_dim,
                         bias_correction=bias_correction, nesterov=nesterov, gain=gain, basis=basis,
                         sign_stabilized=sign_stabilized, rms_scale=rms_scale, skip_first_step=skip_first_step,
-                        ns_coefficients=tuple(ns_coefficients), ns_steps=ns_steps, keep_gain=keep_gain)
+                        ns_coefficients=tuple(ns_coefficients), ns_steps=ns_steps, orthogonalizer=orthogonalizer,
+                        keep_gain=keep_gain)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
+        check_orthogonalizer(self.param_groups[-1]["orthogonalizer"], "DevaSinf")
         for p in self.param_groups[-1]["params"]:
             if p.ndim < 2:
                 raise ValueError(f"DevaSinf takes matrices (or conv filters); got a parameter of shape "
@@ -243,7 +248,8 @@ class DevaSinf(EigenbasisOptimizer):
             to_eigenbasis(grad, left, right), state["momentum"], state.get("gain_ema"), t, beta1=beta1,
             beta2=beta2, eps=group["eps"], nesterov=group["nesterov"], gain=group["gain"],
             sign_stabilized=group["sign_stabilized"], bias_correction=group["bias_correction"],
-            rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"])
+            rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"],
+            orthogonalizer=group.get("orthogonalizer", "newton_schulz"))
         p.add_(from_eigenbasis(update, left, right).reshape(p.shape).to(p.dtype), alpha=-group["lr"])
         if group["weight_decay"] > 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])  # after the step, uncorrected η (as the code)

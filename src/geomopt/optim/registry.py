@@ -5,6 +5,16 @@ only; the rest of the model goes to AdamW with ``adamw_*`` hyperparameters. A
 *whole-model* optimizer (AdamW, SGD, ShrinkAdamW, Lion, Stacey, ...) gets every
 parameter, with weight decay off for norms, biases and scalars.
 
+One source of defaults: an optimizer's class is where its default hyper-parameters
+live. An entry here only *overrides* a few of them, and only for a reason:
+- a variant switch that makes the entry an ablation (``second_moment="gradient"``, ...);
+- for classes whose signature is torch's (AdamW, SGD, Muon and its subclasses), the house
+  settings that differ from torch's; ShrinkAdamW takes AdamW's, so the pair differs only in ψ.
+An override never restates a class default, and never sets lr, betas, weight_decay or momentum
+of a class whose signature is ours (change the class instead); tests/test_registry.py checks it.
+``spec.defaults`` is what a build with no hyper-parameters gives: the class's own defaults
+with the overrides on top.
+
 Entries name their class as ``"module:attr"`` and are imported on first use, so
 this file depends on nothing but torch.
 """
@@ -20,85 +30,80 @@ from torch import nn
 
 from geomopt.optim.routing import route_params
 
+SCALE_KEYS = ("lr", "betas", "weight_decay", "momentum")  # set by the class, not by an entry (see above)
+
 
 @dataclass(frozen=True)
 class OptimizerSpec:
     name: str
     target: str  # "module:attr" of the torch.optim.Optimizer subclass
     matrix: bool  # True: hidden matrices only, AdamW for the rest
-    defaults: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the only settings the entry adds to the class's
     description: str = ""
 
     def cls(self):
         module, attr = self.target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The hyper-parameters a build with none given uses: the class's defaults, then the overrides."""
+        return {**class_defaults(self.cls()), **self.overrides}
 
-ADAMW_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.95), "weight_decay": 0.1, "eps": 1e-8}
+
+def class_defaults(cls) -> dict[str, Any]:
+    """The defaults the class itself records (its ``defaults`` on a stand-in 2×2 parameter)."""
+    return dict(cls([torch.zeros(2, 2, requires_grad=True)]).defaults)
+
+
+ADAMW_HOUSE = {"betas": (0.9, 0.95), "weight_decay": 0.1}  # torch's AdamW: lr 1e-3, eps 1e-8 kept
+MUON_HOUSE = {"lr": 0.02, "weight_decay": 0.0}  # torch's Muon: momentum 0.95, Nesterov kept
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     s.name: s
     for s in [
-        OptimizerSpec("adamw", "torch.optim:AdamW", False, ADAMW_DEFAULTS, "torch.optim.AdamW"),
+        OptimizerSpec("adamw", "torch.optim:AdamW", False, ADAMW_HOUSE, "torch.optim.AdamW"),
         OptimizerSpec("sgd", "torch.optim:SGD", False,
                       {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
                       "torch.optim.SGD with Nesterov momentum"),
-        OptimizerSpec("muon", "geomopt.optim.muon:Muon", True,
-                      {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0},
+        OptimizerSpec("muon", "geomopt.optim.muon:Muon", True, MUON_HOUSE,
                       "torch.optim.Muon (conv filters as matrices) on hidden matrices, AdamW elsewhere"),
         # Paper 1 (Reconstructed): entry-wise shrinkage in front of AdamW / Muon. The remedies as plain
         # gradient transforms (shrink, clip_norm, spectral_soft_clip) are in geomopt.optim.grad_transforms.
-        OptimizerSpec("shrink_adamw", "geomopt.optim.shrink_adamw:ShrinkAdamW", False,
-                      {**ADAMW_DEFAULTS, "psi": "smooth", "t": 3.0, "slope": 1.0, "warmup_steps": 10},
+        OptimizerSpec("shrink_adamw", "geomopt.optim.shrink_adamw:ShrinkAdamW", False, ADAMW_HOUSE,
                       "AdamW with entry-wise smooth shrinkage of g scaled by sqrt(v_hat) (pre-clipping)"),
-        OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True,
-                      {"lr": 0.02, "momentum": 0.95, "nesterov": True, "weight_decay": 0.0,
-                       "psi": "hard", "t": 3.0, "scale": "mad", "position": "grad"},
-                      "entry-wise clip (per-matrix MAD scale) before Muon's momentum + Newton-Schulz"),
-        # Each paper's optimizers are added here as they land.
-        # Paper 3 (Stacey) and the shared Lion baseline. Stacey: lr = η, α = alpha_ratio·lr, τ = tau_ratio·lr
-        # (public-code defaults τ = η = α = 1e-3, p = 3, WD 5e-4).
-        OptimizerSpec("stacey_p2", "geomopt.optim.stacey:StaceyP2", False,
-                      {"lr": 1e-3, "p": 3.0, "betas": (0.9, 0.999), "weight_decay": 5e-4},
+        OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True, MUON_HOUSE,
+                      "entry-wise clip (rank-1 row x column MAD scale) before Muon's momentum + Newton-Schulz"),
+        # Paper 3 (Stacey; the class holds the public code's defaults: lr = τ = α = 1e-3, p = 3, WD 5e-4)
+        # and the shared Lion baseline.
+        OptimizerSpec("stacey_p2", "geomopt.optim.stacey:StaceyP2", False, {},
                       "Stacey(p,2): ℓp primal step, Euclidean dual step, whole model"),
-        OptimizerSpec("stacey_pp", "geomopt.optim.stacey:StaceyPP", False,
-                      {"lr": 1e-3, "p": 3.0, "betas": (0.9, 0.999), "weight_decay": 5e-4},
+        OptimizerSpec("stacey_pp", "geomopt.optim.stacey:StaceyPP", False, {},
                       "Stacey(p,p): ℓp primal step, ℓp mirror dual step, whole model"),
-        OptimizerSpec("lion", "geomopt.optim.lion:Lion", False,
-                      {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.1},
-                      "Lion (Chen et al. 2023), whole model"),
-        # Paper 2 (DeVA). lr/betas follow the authors' README example; variants are the spec §2 ablations.
-        OptimizerSpec("deva_linf", "geomopt.optim.deva:DevaLinf", False, {"lr": 1e-3, "betas": (0.9, 0.99)},
+        OptimizerSpec("lion", "geomopt.optim.lion:Lion", False, {}, "Lion (Chen et al. 2023), whole model"),
+        # Paper 2 (DeVA): the classes hold the public code's defaults; variants are the spec §2 ablations.
+        OptimizerSpec("deva_linf", "geomopt.optim.deva:DevaLinf", False, {},
                       "DeVA-ℓ∞ (public-code rule: v of m², eps 1e-5 in the √, no bias correction), whole model"),
-        OptimizerSpec("deva_linf_gsq", "geomopt.optim.deva:DevaLinf", False,
-                      {"lr": 1e-3, "betas": (0.9, 0.99), "second_moment": "gradient"}, "DeVA-ℓ∞, v tracks g²"),
-        OptimizerSpec("deva_linf_bc", "geomopt.optim.deva:DevaLinf", False,
-                      {"lr": 1e-3, "betas": (0.9, 0.99), "bias_correction": True}, "DeVA-ℓ∞ with bias correction"),
+        OptimizerSpec("deva_linf_gsq", "geomopt.optim.deva:DevaLinf", False, {"second_moment": "gradient"},
+                      "DeVA-ℓ∞, v tracks g²"),
+        OptimizerSpec("deva_linf_bc", "geomopt.optim.deva:DevaLinf", False, {"bias_correction": True},
+                      "DeVA-ℓ∞ with bias correction"),
         OptimizerSpec("deva_linf_eps_out", "geomopt.optim.deva:DevaLinf", False,
-                      {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-8, "eps_inside_sqrt": False},
-                      "DeVA-ℓ∞ with eps 1e-8 outside the √"),
-        OptimizerSpec("deva_sinf", "geomopt.optim.deva:DevaSinf", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0},
+                      {"eps": 1e-8, "eps_inside_sqrt": False}, "DeVA-ℓ∞ with eps 1e-8 outside the √"),
+        OptimizerSpec("deva_sinf", "geomopt.optim.deva:DevaSinf", True, {},
                       "DeVA-S∞ (Γ in SOAP's eigenbasis ⊙ msign) on hidden matrices, AdamW elsewhere"),
-        OptimizerSpec("deva_sinf_noeig", "geomopt.optim.deva:DevaSinf", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0, "basis": "identity"},
+        OptimizerSpec("deva_sinf_noeig", "geomopt.optim.deva:DevaSinf", True, {"basis": "identity"},
                       "DeVA-S∞ with Γ in the original basis (Q = Id)"),
-        OptimizerSpec("deva_sinf_gamma1", "geomopt.optim.deva:DevaSinf", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0, "gain": "none"},
+        OptimizerSpec("deva_sinf_gamma1", "geomopt.optim.deva:DevaSinf", True, {"gain": "none"},
                       "DeVA-S∞ with Γ ≡ 1 (Muon at update RMS 0.2)"),
-        OptimizerSpec("deva_sinf_inst", "geomopt.optim.deva:DevaSinf", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0, "gain": "instantaneous"},
+        OptimizerSpec("deva_sinf_inst", "geomopt.optim.deva:DevaSinf", True, {"gain": "instantaneous"},
                       "DeVA-S∞ with r, c from the rotated gradient instead of the momentum"),
-        OptimizerSpec("deva_sinf_signstab", "geomopt.optim.deva:DevaSinf", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0, "sign_stabilized": True},
+        OptimizerSpec("deva_sinf_signstab", "geomopt.optim.deva:DevaSinf", True, {"sign_stabilized": True},
                       "DeVA-S∞ with O = msign(sign(N)) (AdaMuon-style)"),
-        OptimizerSpec("soap", "geomopt.optim.soap:SOAP", True,
-                      {"lr": 3e-3, "betas": (0.95, 0.95), "weight_decay": 0.01, "precondition_frequency": 10},
+        OptimizerSpec("soap", "geomopt.optim.soap:SOAP", True, {},
                       "SOAP (Vyas et al. 2024) on hidden matrices, AdamW elsewhere (as Muon and DeVA-S∞)"),
-        OptimizerSpec("signsgd", "geomopt.optim.signsgd:SignSGD", False, {"lr": 3e-4, "momentum": 0.9},
-                      "signSGD with EMA momentum, whole model"),
-        OptimizerSpec("adamuon", "geomopt.optim.adamuon:AdaMuon", True,
-                      {"lr": 1e-3, "betas": (0.95, 0.95), "weight_decay": 0.0},
+        OptimizerSpec("signsgd", "geomopt.optim.signsgd:SignSGD", False, {}, "signSGD with EMA momentum, whole model"),
+        OptimizerSpec("adamuon", "geomopt.optim.adamuon:AdaMuon", True, {},
                       "AdaMuon (msign(sign(m)) with an EMA of O², RMS 0.2) on hidden matrices, AdamW elsewhere"),
     ]
 }
@@ -111,7 +116,7 @@ def get_spec(name: str) -> OptimizerSpec:
 
 
 def _check_hparams(spec: OptimizerSpec, hparams: dict[str, Any]) -> dict[str, Any]:
-    merged = {**spec.defaults, **hparams}
+    merged = {**spec.overrides, **hparams}  # the class fills in the rest from its own defaults
     lr = merged.get("lr", 0.0)
     if not isinstance(lr, (int, float)) or lr < 0:
         raise ValueError(f"optimizer {spec.name}: lr must be a number >= 0, got {lr!r}")

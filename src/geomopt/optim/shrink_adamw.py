@@ -1,35 +1,44 @@
 """AdamW with entry-wise shrinkage of the gradient (paper 1, "smooth shrinkage + Adam").
 
-**Reconstructed (paper text not available)**, spec §2.6. Pre-clipping (default):
-the per-entry scale is Adam's own previous second moment,
+**Reconstructed (paper text not available).** The Bayes surrogate ψ (``geomopt.optim.shrink``)
+estimates a signal entry from one observation y = g/s, *given* the inlier noise scale s of that
+entry. ψ is the estimator; s is its input, and estimating s is a separate job. The main variant
+(``second_moment="winsor"``, ``warmup="entry"``) therefore keeps the two apart:
 
-    s = √v̂_{k−1} + δ,   g̃ = s ⊙ ψ(g ⊘ s; t)     (no shrinkage for k ≤ k_warm)
-    m ← β₁m + (1−β₁)g̃,   v ← β₂v + (1−β₂)g̃²    (the *shrunk* g̃ feeds v: Cauchy² has
-                                                  infinite mean and would poison it)
-    θ ← θ − lr·(m̂ ⊘ (√v̂ + eps) + wd·θ)
+    ŝ² = v ⊘ f     per-entry scale: the EMA of g² over the steps where the entry was *observed*
+                   (g ≠ 0), normalised by f, the EMA of the observation indicator. For a dense
+                   entry f = 1 − β₂ᵏ (Adam's bias correction); for a rare one (an embedding row of
+                   a rare token) ŝ is its scale when it occurs, not that scale diluted by the zeros.
+    s = ŝ + δ,   g̃ = s ⊙ ψ(g ⊘ s; t)   where the entry has ≥ k_warm observations, else g̃ = g
+    m ← β₁m + (1−β₁)g̃                  (the shrunk gradient drives the momentum)
+    v ← β₂v + (1−β₂)·min(g², c²s²)/κ(c) (Winsorised g², c = ``v_clip``; κ(c) = E min(Z², c²) makes
+                                        it unbiased for Gaussian g; before warm-up: g²)
+    f ← β₂f + (1−β₂)·1[g ≠ 0],  n ← n + 1[g ≠ 0]
+    θ ← θ(1 − lr·wd) − lr·m̂ ⊘ (√v̂ + eps),   m̂ = m/(1−β₁ᵏ), v̂ = v/(1−β₂ᵏ)   (AdamW's step)
 
-so the threshold t is in RMS units of the (shrunk) gradient. δ = eps. The moment
-update and the parameter step are torch's own functional AdamW (fused kernel where
-the device has one, else torch's foreach/for-loop), fed g̃ instead of g; with
-``psi=None`` (or ``"none"``) this class *is* ``torch.optim.AdamW``. Post-clipping
-(``position="post"``, an ablation) keeps Adam's moments of the raw g and applies ψ
-to the Adam direction m̂ ⊘ (√v̂ + eps) instead.
+Why it deviates from spec §2.6 on purpose (measured by ``experiments/paper1/shrink_properties.py``):
+§2.6 feeds v with g̃ itself and warms up for k_warm *global* steps. Under a redescending ψ
+(``smooth``, ``redescend``) that is a feedback loop: an entry whose gradient grows beyond t·√v̂ is
+shrunk toward 0, v sees the small value, the next input looks larger still, and √v̂ collapses
+(≈ 0.1–0.4 of the true scale after a ×10 jump, or even on pure N(0, 1)). And an entry still
+unobserved when the global warm-up ends has v = 0, is divided by δ and frozen (rare tokens). The
+Winsorised g² is monotone in |g| (a persistent rise is followed: v grows ≥ ×(β₂ + (1−β₂)c²/κ) a
+step) and bounded in influence (a Cauchy draw adds ≤ (1−β₂)c²s²/κ): what §2.6 wanted from "v of
+the shrunk g", without asking ψ to estimate its own scale. The §2.6 reconstruction stays as the
+ablation ``second_moment="shrunk", warmup="global"``; ``second_moment="raw"`` (v of the raw g,
+as AdamW) is the other ablation.
 
-ψ ∈ {hard, soft, redescend, smooth} (``geomopt.optim.shrink``), threshold ``t``,
-linear slope (1 or κ) and the Cauchy width ``gamma`` of ``smooth`` are
-hyperparameters of each param group.
+A linear slope κ of ψ is not a hyperparameter here: multiplying g̃ by κ multiplies m and so the
+step by κ (an lr change), and under §2.6 it cancelled in m̂/√v̂ altogether. With
+``position="post"`` (ablation) Adam's moments are of the raw g and ψ acts on the direction
+m̂ ⊘ (√v̂ + eps); by Cauchy–Schwarz |m/√v| ≤ (1−β₁)/√((1−β₂)(1−β₁²/β₂)) ≈ 2.35 for
+β = (0.9, 0.99) (≈ 0.3 RMS for pure noise), so post thresholds must be < 1 to act.
 
-Non-finite gradient entries (NaN, ±inf) are zeroed before they reach m and v
-(documented policy: they carry no information); the step never syncs with the
-host to look for them. Note: with a redescending ψ (``redescend``, ``smooth``) an
-entry whose gradient jumps far above t·√v̂ and stays there is treated as an outlier
-and v̂ does not grow to follow it; ``hard``/``soft`` let v̂ grow by ≤ (1−β₂)t² per step.
-
-Two paths for the shrink: single-tensor (default on CPU: the shrunk gradient lives
-in a per-parameter buffer and ψ's temporaries in scratch buffers sized to the largest
-parameter, so nothing is allocated per step; these caches are not optimizer state)
-and ``torch._foreach_*`` (``foreach=True``, default on CUDA). The moment update is
-torch's fused kernel (default) or its foreach / for-loop one (``fused=False``).
+Non-finite gradient entries (NaN, ±inf) are zeroed before they reach m and v (they carry no
+information; a zeroed entry also counts as not observed). With ``psi=None`` this class *is*
+``torch.optim.AdamW`` (torch's functional kernel, fused on CPU/CUDA by default). The update is
+the pure function ``shrink_adamw_`` over tensor lists (no host sync, no data-dependent Python
+branch), so that it can be compiled; the class only holds state.
 """
 
 from __future__ import annotations
@@ -38,46 +47,118 @@ import math
 
 import torch
 from torch import Tensor
-from torch.optim.adamw import adamw as _adamw_step
 
 from geomopt.optim.closure import closure_loss
-from geomopt.optim.shrink import (apply_psi_, apply_psi_foreach_, check_psi, check_threshold, psi_work_buffers,
-                                  zero_nonfinite_)
+from geomopt.optim.fused import fused_step, use_fused
+from geomopt.optim.shrink import apply_psi_, check_psi, check_threshold, zero_nonfinite_
+from geomopt.optim.torch_private import adamw_step as _adamw_step
 
 POSITIONS = ("pre", "post")
+SECOND_MOMENTS = ("winsor", "raw", "shrunk")  # v of: Winsorised g (main), raw g (AdamW), shrunk g̃ (§2.6)
+WARMUPS = ("entry", "global")  # k_warm observations per entry (main), or k_warm steps of the tensor (§2.6)
+_TINY = 1e-30
+
+
+def winsor_consistency(c: float) -> float:
+    """κ(c) = E[min(Z², c²)], Z ~ N(0, 1): 1 − 2cφ(c) − 2(1 − c²)Q(c), Q the upper normal tail."""
+    phi = math.exp(-0.5 * c * c) / math.sqrt(2 * math.pi)
+    tail = 0.5 * math.erfc(c / math.sqrt(2))
+    return 1.0 - 2.0 * c * phi - 2.0 * (1.0 - c * c) * tail
+
+
+def psi_input(g: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, step: Tensor, *, beta2: float,
+              eps: float, warmup_steps: int, warmup: str) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, s, ready): ψ's input y = g ⊘ s (non-finite -> 0), the scale s = ŝ + δ from the state *before*
+    this step (``step`` = steps already taken), and where the shrink acts (bool, broadcastable to g)."""
+    if warmup == "entry":
+        scale_sq = v / mass.clamp_min(_TINY)  # Σ w g² / Σ w over observed steps
+        ready = (count >= warmup_steps) & (v > 0)  # v = 0 (nothing seen but zeros, or underflow): no scale
+    else:
+        scale_sq = v / (1.0 - torch.pow(beta2, step)).clamp_min(_TINY)  # §2.6: v̂ of the previous step
+        ready = step >= warmup_steps
+    s = scale_sq.sqrt_().add_(eps)
+    return zero_nonfinite_(g / s), s, ready
+
+
+def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, step: Tensor,
+             *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, psi: str, t: float,
+             gamma: float, warmup_steps: int, second_moment: str, warmup: str, v_clip: float) -> None:
+    g = zero_nonfinite_(g.clone())
+    y, s, ready = psi_input(g, v, mass, count, step, beta2=beta2, eps=eps, warmup_steps=warmup_steps, warmup=warmup)
+    shrunk = torch.where(ready, apply_psi_(y, psi, t, 1.0, gamma).mul_(s), g)
+    if second_moment == "shrunk":
+        sq = shrunk * shrunk
+    elif second_moment == "raw":
+        sq = g * g
+    else:  # Winsorised at c·s, scaled to be unbiased for Gaussian g
+        sq = g * g
+        sq = torch.where(ready, torch.minimum(sq, (v_clip * s) ** 2).div_(winsor_consistency(v_clip)), sq)
+    if warmup == "entry":
+        seen = (g != 0).to(g.dtype)
+        mass.mul_(beta2).add_(seen, alpha=1 - beta2)
+        count.add_(seen)
+    step.add_(1)
+    m.lerp_(shrunk, 1 - beta1)
+    v.mul_(beta2).add_(sq, alpha=1 - beta2)
+    p.mul_(1 - lr * weight_decay).sub_(_adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps).mul_(lr))
+
+
+def _adam_direction(m: Tensor, v: Tensor, step: Tensor, *, beta1: float, beta2: float, eps: float) -> Tensor:
+    """D = m̂ ⊘ (√v̂ + eps), the bias corrections from the (tensor) step count: AdamW's direction."""
+    denom = (v / (1.0 - torch.pow(beta2, step))).sqrt_().add_(eps)
+    return (m / (1.0 - torch.pow(beta1, step))).div_(denom)
+
+
+def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, *, lr: float, beta1: float, beta2: float,
+              eps: float, weight_decay: float, psi: str, t: float, gamma: float, warmup_steps: int) -> None:
+    """Post-clipping ablation: Adam on the raw (finite) g, ψ on m̂ ⊘ (√v̂ + eps) after ``warmup_steps``."""
+    g = zero_nonfinite_(g.clone())
+    step.add_(1)
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    direction = _adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps)
+    direction = torch.where(step > warmup_steps, apply_psi_(direction.clone(), psi, t, 1.0, gamma), direction)
+    p.mul_(1 - lr * weight_decay).sub_(direction.mul_(lr))
+
+
+def shrink_adamw_(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                  obs_masses: list[Tensor | None], obs_counts: list[Tensor | None], steps: list[Tensor], *,
+                  lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, psi: str, t: float,
+                  gamma: float, warmup_steps: int, second_moment: str = "winsor", warmup: str = "entry",
+                  v_clip: float = 3.0, position: str = "pre") -> None:
+    """One ShrinkAdamW step (module doc), in place on params and state; a pure function of its arguments.
+    ``obs_masses``/``obs_counts`` (f, n) are used only with ``warmup="entry"`` (None otherwise)."""
+    for p, g, m, v, f, n, k in zip(params, grads, exp_avgs, exp_avg_sqs, obs_masses, obs_counts, steps):
+        if position == "post":
+            _post_one(p, g, m, v, k, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, psi=psi,
+                      t=t, gamma=gamma, warmup_steps=warmup_steps)
+        else:
+            _pre_one(p, g, m, v, f, n, k, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                     psi=psi, t=t, gamma=gamma, warmup_steps=warmup_steps, second_moment=second_moment,
+                     warmup=warmup, v_clip=v_clip)
 
 
 def _fused_ok(params: list[Tensor]) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-def pre_shrink_(shrunk: Tensor, grad: Tensor, exp_avg_sq: Tensor, bias_correction2: float, delta: float,
-                psi: str, t: float, slope: float, gamma: float, scale: Tensor, work: list[Tensor]) -> Tensor:
-    """``shrunk ← s ⊙ ψ(grad ⊘ s)`` with s = √(v/bc₂) + δ, into preallocated buffers (``scale``, ``work``)."""
-    torch.sqrt(exp_avg_sq, out=scale)
-    delta = torch.full((), delta, dtype=scale.dtype, device=scale.device)
-    torch.add(delta, scale, alpha=1.0 / math.sqrt(bias_correction2), out=scale)  # one pass: √v/√bc₂ + δ
-    torch.div(grad, scale, out=shrunk)
-    zero_nonfinite_(shrunk)
-    apply_psi_(shrunk, psi, t, slope, gamma, work)
-    return shrunk.mul_(scale)
-
-
 class ShrinkAdamW(torch.optim.Optimizer):
-    """AdamW with an entry-wise shrink ψ of the gradient, scaled per entry by √v̂ (see module doc).
+    """AdamW with an entry-wise shrink ψ of the gradient, scaled per entry (see module doc).
 
     Args: lr, betas, eps, weight_decay — as ``torch.optim.AdamW`` (same defaults);
-    psi: "smooth" | "hard" | "soft" | "redescend" | None; t: threshold in RMS units;
-    slope: linear slope of ψ (1 or κ); gamma: Cauchy width of "smooth" in RMS units;
-    warmup_steps: k_warm, steps without shrinkage (≥ 1: v̂ is empty before the first);
-    position: "pre" (shrink g) or "post" (shrink m̂/√v̂); fused / foreach: torch's AdamW
-    kernels (default: fused on CPU and CUDA).
+    psi: "smooth" | "hard" | "soft" | "redescend" | None; t: threshold in units of the entry's scale;
+    gamma: Cauchy width of "smooth" in those units; warmup_steps: k_warm (≥ 1);
+    second_moment: "winsor" (main) | "raw" | "shrunk" (§2.6); warmup: "entry" (main: k_warm
+    observations of each entry) | "global" (§2.6: k_warm steps); v_clip: c of the Winsorised v;
+    position: "pre" (shrink g) or "post" (shrink m̂/√v̂); fused: the shrink step compiled by
+    geomopt.optim.fused (None: its size rule; with psi=None, torch's fused AdamW kernel on CPU and
+    CUDA); foreach: torch's AdamW kernel choice when psi is None.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, *, psi: str | None = "smooth", t: float = 3.0, slope: float = 1.0,
-                 gamma: float = 1.0, warmup_steps: int = 10, position: str = "pre",
-                 foreach: bool | None = None, fused: bool | None = None):
+                 weight_decay: float = 1e-2, *, psi: str | None = "smooth", t: float = 3.0, gamma: float = 1.0,
+                 warmup_steps: int = 10, second_moment: str = "winsor", warmup: str = "entry",
+                 v_clip: float = 3.0, position: str = "pre", foreach: bool | None = None, fused: bool | None = None):
         if isinstance(lr, Tensor) or not 0.0 <= lr:
             raise ValueError(f"lr must be a float >= 0, got {lr!r}")
         if not 0.0 <= eps:
@@ -86,154 +167,93 @@ class ShrinkAdamW(torch.optim.Optimizer):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, psi=check_psi(psi), t=t, slope=slope,
-                        gamma=gamma, warmup_steps=warmup_steps, position=position, foreach=foreach, fused=fused)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, psi=check_psi(psi), t=t, gamma=gamma,
+                        warmup_steps=warmup_steps, second_moment=second_moment, warmup=warmup, v_clip=v_clip,
+                        position=position, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
-        self._shrunk: dict[Tensor, Tensor] = {}
-        self._scratch: dict[tuple, list[Tensor]] = {}
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         group["psi"] = check_psi(group["psi"])
-        check_threshold(group["t"], group["slope"], group["gamma"])
+        check_threshold(group["t"], 1.0, group["gamma"])
         if not (isinstance(group["warmup_steps"], int) and group["warmup_steps"] >= 1):
-            raise ValueError(f"warmup_steps must be an int >= 1 (v̂ is empty before the first step), "
+            raise ValueError(f"warmup_steps must be an int >= 1 (there is no scale before the first observation), "
                              f"got {group['warmup_steps']!r}")
-        if group["position"] not in POSITIONS:
-            raise ValueError(f"position={group['position']!r} unknown; choose one of: {', '.join(POSITIONS)}")
-        if group["fused"] is None:
-            group["fused"] = not group["foreach"] and _fused_ok(group["params"])
+        for key, choices in (("position", POSITIONS), ("second_moment", SECOND_MOMENTS), ("warmup", WARMUPS)):
+            if group[key] not in choices:
+                raise ValueError(f"{key}={group[key]!r} unknown; choose one of: {', '.join(choices)}")
+        c = group["v_clip"]
+        if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 1):
+            raise ValueError(f"v_clip must be a finite number >= 1 (Winsorising threshold in scale units), got {c!r}")
         if group["fused"] and group["foreach"]:
             raise ValueError("fused and foreach cannot both be True")
 
-    def _scratch_views(self, n: int, like: Tensor, k: int) -> list[Tensor]:
-        """k flat scratch tensors with ≥ n entries, shared by all parameters of one dtype and device."""
-        bufs = self._scratch.setdefault((like.dtype, like.device), [])
-        while len(bufs) < k:
-            bufs.append(like.new_empty(0))
-        for i in range(k):
-            if bufs[i].numel() < n:
-                bufs[i] = like.new_empty(n)
-        return [b[:n].view_as(like) for b in bufs[:k]]
-
-    def _init_state(self, p: Tensor, fused: bool) -> dict:
+    def _state(self, group: dict, p: Tensor) -> dict:
         state = self.state[p]
         if not state:
-            state["step"] = (torch.zeros((), dtype=torch.float32, device=p.device) if fused
+            state["step"] = (torch.zeros((), dtype=torch.float32, device=p.device) if group["fused"]
                              else torch.tensor(0.0, dtype=torch.get_default_dtype()))
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["shrink_step"] = 0  # host-side copy of "step": decides warm-up without a device sync
+        if self._per_entry(group) and "obs_mass" not in state:
+            state["obs_mass"] = torch.zeros_like(p, memory_format=torch.preserve_format)  # f
+            state["obs_count"] = torch.zeros_like(p, memory_format=torch.preserve_format)  # n
         return state
 
-    def _shrunk_grad(self, group: dict, p: Tensor, state: dict) -> Tensor:
-        """g̃ for this step (pre-clipping, single-tensor path), in this parameter's cached buffer."""
-        g = p.grad
-        buf = self._shrunk.get(p)
-        if buf is None or buf.shape != g.shape or buf.dtype != g.dtype:
-            self._shrunk[p] = buf = torch.empty_like(g)
-        k_prev = state["shrink_step"]  # steps already taken: v̂_prev = v/(1 − β₂^k_prev)
-        if not self._shrinks(group, state):
-            return zero_nonfinite_(buf.copy_(g))
-        n_work = psi_work_buffers(group["psi"])
-        scale, *work = self._scratch_views(g.numel(), g, 1 + n_work)
-        return pre_shrink_(buf, g, state["exp_avg_sq"], 1.0 - group["betas"][1] ** k_prev, group["eps"],
-                           group["psi"], group["t"], group["slope"], group["gamma"], scale, work)
+    @staticmethod
+    def _per_entry(group: dict) -> bool:
+        return group["psi"] is not None and group["position"] == "pre" and group["warmup"] == "entry"
 
     @torch.no_grad()
     def psi_inputs(self) -> dict[Tensor, tuple[Tensor, float]]:
-        """``y = g ⊘ s`` and ``t`` of every parameter whose next step shrinks its gradient (pre-clipping,
-        past warm-up): what ψ will see. A diagnostic that allocates; ``step`` never calls it."""
+        """``y = g ⊘ s`` and ``t`` of every parameter of a pre-clipping group whose next step may shrink:
+        what ψ will see (entries not yet past their warm-up read 0). A diagnostic that allocates."""
         out = {}
         for group in self.param_groups:
+            if group["psi"] is None or group["position"] != "pre":
+                continue
             for p in group["params"]:
                 state = self.state.get(p)
-                if p.grad is None or not state or group["position"] != "pre" or not self._shrinks(group, state):
+                if p.grad is None or not state:
                     continue
-                bc2 = 1.0 - group["betas"][1] ** state["shrink_step"]
-                scale = state["exp_avg_sq"].sqrt().mul_(bc2 ** -0.5).add_(group["eps"])
-                out[p] = (zero_nonfinite_(p.grad / scale), group["t"])
+                y, _, ready = psi_input(p.grad, state["exp_avg_sq"], state.get("obs_mass"), state.get("obs_count"),
+                                        state["step"], beta2=group["betas"][1], eps=group["eps"],
+                                        warmup_steps=group["warmup_steps"], warmup=group["warmup"])
+                if bool(ready.any()):
+                    out[p] = (y.mul_(ready), group["t"])
         return out
-
-    @staticmethod
-    def _shrinks(group: dict, state: dict) -> bool:
-        return group["psi"] is not None and state["shrink_step"] >= group["warmup_steps"]
-
-    def _shrunk_grads_foreach(self, group: dict, params: list[Tensor]) -> list[Tensor]:
-        """g̃ = s ⊙ ψ(g ⊘ s) for parameters past warm-up, with ``torch._foreach_*`` ops."""
-        states = [self.state[p] for p in params]
-        beta2 = group["betas"][1]
-        scale = torch._foreach_sqrt([st["exp_avg_sq"] for st in states])
-        torch._foreach_mul_(scale, [(1.0 - beta2 ** st["shrink_step"]) ** -0.5 for st in states])
-        torch._foreach_add_(scale, group["eps"])
-        ys = torch._foreach_div([p.grad for p in params], scale)
-        for y in ys:
-            zero_nonfinite_(y)
-        apply_psi_foreach_(ys, group["psi"], group["t"], group["slope"], group["gamma"])
-        torch._foreach_mul_(ys, scale)
-        return ys
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure_loss(closure)
         for group in self.param_groups:
-            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-            foreach_shrink = []  # indices shrunk by the foreach path
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse or torch.is_complex(p):
-                    raise RuntimeError("ShrinkAdamW does not support sparse gradients or complex parameters")
-                state = self._init_state(p, group["fused"])
-                use_foreach = group["foreach"] if group["foreach"] is not None else p.device.type == "cuda"
-                if group["position"] == "post":
-                    grads.append(p.grad)
-                elif use_foreach and self._shrinks(group, state):
-                    foreach_shrink.append(len(grads))
-                    grads.append(None)
-                elif use_foreach:
-                    grads.append(zero_nonfinite_(p.grad.clone()))
-                else:
-                    grads.append(self._shrunk_grad(group, p, state))
-                params.append(p)
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
+            params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            if foreach_shrink:
-                shrunk = self._shrunk_grads_foreach(group, [params[i] for i in foreach_shrink])
-                for i, g in zip(foreach_shrink, shrunk):
-                    grads[i] = g
-            for p in params:
-                self.state[p]["shrink_step"] += 1
-            if group["position"] == "post":
-                self._post_step(group, params, grads, exp_avgs, exp_avg_sqs, steps)
-                continue
+            if any(p.grad.is_sparse or torch.is_complex(p) for p in params):
+                raise RuntimeError("ShrinkAdamW does not support sparse gradients or complex parameters")
+            states = [self._state(group, p) for p in params]
             beta1, beta2 = group["betas"]
-            _adamw_step(params, grads, exp_avgs, exp_avg_sqs, [], steps, foreach=group["foreach"],
-                        fused=group["fused"] or None, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
-                        weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+            common = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                          weight_decay=group["weight_decay"])
+            moments = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states])
+            steps = [s["step"] for s in states]
+            if group["psi"] is None:  # torch's AdamW on the finite gradients
+                grads = [zero_nonfinite_(p.grad.clone()) for p in params]
+                fused = group["fused"]
+                if fused is None:  # torch's fused AdamW kernel unless foreach was asked for
+                    fused = not group["foreach"] and _fused_ok(params)
+                _adamw_step(params, grads, *moments, [], steps, foreach=group["foreach"], fused=fused or None,
+                            amsgrad=False, maximize=False, **common)
+                continue
+            # ψ's shape (psi, t, gamma, warm-up, v's clip, position) is structural: one compiled copy
+            # each; lr, betas, eps and weight decay are tensors in the compiled step (no recompile
+            # when a scheduler moves lr). Compiled or eager as geomopt.optim.fused decides.
+            tensors = [params, [p.grad for p in params], *moments, [s.get("obs_mass") for s in states],
+                       [s.get("obs_count") for s in states], steps]
+            static = dict(psi=group["psi"], t=group["t"], gamma=group["gamma"], warmup_steps=group["warmup_steps"],
+                          second_moment=group["second_moment"], warmup=group["warmup"], v_clip=group["v_clip"],
+                          position=group["position"])
+            fused_step(shrink_adamw_, tensors, common, static, fused=group["fused"] if _fused_ok(params) else False)
         return loss
-
-    def _post_step(self, group, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
-        """Post-clipping ablation: Adam on the raw (finite) g, ψ on the direction m̂ ⊘ (√v̂ + eps)."""
-        beta1, beta2 = group["betas"]
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-        shrink = group["psi"] is not None
-        for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-            step.add_(1)
-            k = self.state[p]["shrink_step"]  # already incremented: this step's index
-            shrink_now = shrink and k > group["warmup_steps"]
-            n_work = psi_work_buffers(group["psi"]) if shrink_now else 0
-            clean, direction, *work = self._scratch_views(g.numel(), g, 2 + n_work)
-            zero_nonfinite_(clean.copy_(g))
-            m.lerp_(clean, 1 - beta1)
-            v.mul_(beta2).addcmul_(clean, clean, value=1 - beta2)
-            torch.sqrt(v, out=direction)
-            direction.mul_((1 - beta2**k) ** -0.5).add_(eps)
-            torch.div(m, direction, out=direction).mul_(1.0 / (1 - beta1**k))  # m̂ ⊘ (√v̂ + eps)
-            if shrink_now:
-                apply_psi_(direction, group["psi"], group["t"], group["slope"], group["gamma"], work)
-            p.mul_(1 - lr * wd).add_(direction, alpha=-lr)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from geomopt.optim import shard
 from geomopt.optim.closure import closure_loss
 
 # ---------------------------------------------------------------------------
@@ -63,21 +64,30 @@ def refresh_basis(factor: torch.Tensor, basis: torch.Tensor, second_moment: torc
 
 
 def to_eigenbasis(x: torch.Tensor, left: torch.Tensor | None, right: torch.Tensor | None) -> torch.Tensor:
-    """Q_Lᵀ X Q_R (an unrotated side is skipped)."""
+    """Q_Lᵀ X Q_R (an unrotated side is skipped), computed in the bases' dtype (bf16 projectors:
+    see ``PROJECTION_DTYPES``) and returned in x's."""
+    dtype, low = x.dtype, _basis_dtype(left, right)
+    x = x.to(low) if low is not None else x
     if left is not None:
         x = left.T @ x
     if right is not None:
         x = x @ right
-    return x
+    return x.to(dtype)
 
 
 def from_eigenbasis(x: torch.Tensor, left: torch.Tensor | None, right: torch.Tensor | None) -> torch.Tensor:
     """Q_L X Q_Rᵀ, the inverse of :func:`to_eigenbasis`."""
+    dtype, low = x.dtype, _basis_dtype(left, right)
+    x = x.to(low) if low is not None else x
     if left is not None:
         x = left @ x
     if right is not None:
         x = x @ right.T
-    return x
+    return x.to(dtype)
+
+
+def _basis_dtype(left: torch.Tensor | None, right: torch.Tensor | None) -> torch.dtype | None:
+    return left.dtype if left is not None else (right.dtype if right is not None else None)
 
 
 def as_2d(t: torch.Tensor) -> torch.Tensor:
@@ -88,6 +98,11 @@ def as_2d(t: torch.Tensor) -> torch.Tensor:
 
 # Shampoo's factors L, R and their eigenbases live in an optimizer's per-parameter state under
 # "left_factor", "left_basis", "right_factor", "right_basis"; a side that is not rotated has none.
+# With a low-precision ``projection_dtype`` (a param-group key), "left_projector"/"right_projector"
+# hold copies of the bases in that dtype: the per-step rotations use them (bf16 matmuls, as Muon's
+# Newton–Schulz), while the factors, the refresh (power step + QR) and the bases stay fp32.
+
+PROJECTION_DTYPES = {None: None, "fp32": None, "bf16": torch.bfloat16}
 
 
 def init_factors(state: dict, grad: torch.Tensor, beta: float, max_dim: int, rotate: bool,
@@ -104,8 +119,22 @@ def init_factors(state: dict, grad: torch.Tensor, beta: float, max_dim: int, rot
 
 
 def bases(state: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(Q_L, Q_R) of a parameter's state; None for a side that is not rotated."""
-    return state.get("left_basis"), state.get("right_basis")
+    """(Q_L, Q_R) of a parameter's state as the steps project with them (the low-precision
+    projectors if there are any); None for a side that is not rotated."""
+    return tuple(state.get(f"{side}_projector", state.get(f"{side}_basis")) for side in ("left", "right"))
+
+
+def check_projection_dtype(name: str, projection_dtype: str | None) -> None:
+    if projection_dtype not in PROJECTION_DTYPES:
+        raise ValueError(f"{name}: projection_dtype={projection_dtype!r} unknown; choose one of: None, 'fp32', 'bf16'")
+
+
+def make_projectors(state: dict, projection_dtype: str | None) -> None:
+    """(Re)build the low-precision copies of the bases used for the per-step rotations."""
+    dtype = PROJECTION_DTYPES[projection_dtype]
+    for side in ("left", "right"):
+        if dtype is not None and f"{side}_basis" in state:
+            state[f"{side}_projector"] = state[f"{side}_basis"].to(dtype)
 
 
 def update_factors(state: dict, grad: torch.Tensor, beta: float, refresh: bool,
@@ -121,6 +150,8 @@ def update_factors(state: dict, grad: torch.Tensor, beta: float, refresh: bool,
             if f"{side}_factor" in state:
                 state[f"{side}_basis"], second_moment = refresh_basis(
                     state[f"{side}_factor"], state[f"{side}_basis"], second_moment, axis)
+                if f"{side}_projector" in state:
+                    state[f"{side}_projector"] = state[f"{side}_basis"].to(state[f"{side}_projector"].dtype)
     return second_moment
 
 
@@ -142,18 +173,28 @@ def check_common_hparams(name: str, lr: float, betas: tuple[float, float], eps: 
 
 class EigenbasisOptimizer(torch.optim.Optimizer):
     """What SOAP and DevaSinf share: one step per parameter in a Shampoo eigenbasis, whose first
-    gradient sets up the factors (and, with ``skip_first_step``, takes no step)."""
+    gradient sets up the factors (and, with ``skip_first_step``, takes no step). A param group's
+    ``projection_dtype`` ("bf16") makes the per-step rotations bf16 (DevaSinf: pass it in the
+    param-group dict until its constructor takes it). Under DDP,
+    ``opt.shard = True`` makes each rank step only its share of the matrices and broadcast them
+    (``geomopt.optim.shard``)."""
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        check_projection_dtype(type(self).__name__, self.param_groups[-1].get("projection_dtype"))
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = closure_loss(closure)
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            mine, stepped, owners = shard.my_share(self, group)
+            for p in stepped:
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            for p in mine:
                 self._step_param(p, group)
+            shard.count_steps(self, len(mine))
+            shard.broadcast_from_owners(stepped, owners)
         return loss
 
     def _step_param(self, p: torch.Tensor, group: dict) -> None:
@@ -170,6 +211,7 @@ class EigenbasisOptimizer(torch.optim.Optimizer):
             state[name] = torch.zeros_like(grad)
         init_factors(state, grad, shampoo_beta(group), group["max_precond_dim"], rotate=rotate,
                      keep_grad=group["skip_first_step"])
+        make_projectors(state, group.get("projection_dtype"))
         return group["skip_first_step"]
 
 
@@ -183,18 +225,21 @@ def shampoo_beta(group: dict) -> float:
 
 class SOAP(EigenbasisOptimizer):
     """SOAP (Vyas et al. 2024, Alg. 3). Defaults are the paper's: lr 3e-3, betas (0.95, 0.95),
-    shampoo_beta = β2, eps 1e-8, weight decay 0.01, refresh every 10 steps, max_precond_dim 10000."""
+    shampoo_beta = β2, eps 1e-8, weight decay 0.01, refresh every 10 steps, max_precond_dim 10000.
+    ``projection_dtype="bf16"`` rotates into and out of the eigenbasis with bf16 copies of the bases
+    (the statistics, factors and refresh stay fp32); None (default) keeps everything fp32."""
 
     def __init__(self, params, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.95),
                  shampoo_beta: float | None = None, eps: float = 1e-8, weight_decay: float = 0.01,
                  precondition_frequency: int = 10, max_precond_dim: int = 10000, bias_correction: bool = True,
-                 skip_first_step: bool = True):
+                 skip_first_step: bool = True, projection_dtype: str | None = None):
         check_common_hparams("SOAP", lr, betas, eps, weight_decay, precondition_frequency, max_precond_dim)
         if shampoo_beta is not None and not 0.0 <= shampoo_beta < 1.0:
             raise ValueError(f"SOAP: shampoo_beta must be in [0, 1) or None (= beta2), got {shampoo_beta}")
         defaults = dict(lr=lr, betas=tuple(betas), shampoo_beta=shampoo_beta, eps=eps, weight_decay=weight_decay,
                         precondition_frequency=precondition_frequency, max_precond_dim=max_precond_dim,
-                        bias_correction=bias_correction, skip_first_step=skip_first_step)
+                        bias_correction=bias_correction, skip_first_step=skip_first_step,
+                        projection_dtype=projection_dtype)
         super().__init__(params, defaults)
 
     def _step_param(self, p: torch.Tensor, group: dict) -> None:

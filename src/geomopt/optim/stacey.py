@@ -15,24 +15,27 @@ s_ε(c) = c / (|c|^{(p−2)/(p−1)} + ε) is the unscaled ℓp steepest-descent
 placement; the public code's c·(|c|+ε)^{(2−p)/(p−1)} agrees only as ε → 0). p = 2 gives
 c/(1+ε), p → ∞ gives sign(c). ∇φ(z) = sign(z)|z|^{p−1}, ∇φ*(w) = sign(w)|w|^{1/(p−1)}.
 
-Learning rate. ``lr`` is the primal step η. The dual step and the coupling are given as ratios
-to it, α = alpha_ratio·lr and τ = tau_ratio·lr (defaults 1, 1: the code's τ = η = α), so a
-scheduler that scales ``lr`` scales all three together and lr = 0 freezes θ. (The paper's
-schedules came from unreleased code; which of η, α, τ it scheduled is unknown, spec §5.)
-τ must stay in [0, 1]: ``step`` raises ValueError if a schedule pushes tau_ratio·lr above 1.
+Step sizes. ``lr`` is the primal step η; the dual step α and the coupling τ are hyper-parameters
+of their own (defaults 1e-3 each, the public code's τ = η = α = 1e-3), so that lr, tau and alpha
+are tuned apart. A scheduler that scales ``lr`` scales η only (torch's convention: ``lr`` is the
+one key a scheduler touches; which of η, α, τ the paper's unreleased schedules scaled is unknown,
+spec §5). τ must lie in [0, 1]: at τ = 1 the ℓp step is multiplied by 1 − τ = 0.
 
 Unlike the public code: z and m live in ``self.state`` (state_dict round-trips), param groups and
-``lr`` work, ``step`` returns the loss, no per-step host sync, z is updated in place. ``foreach``
-(None: on for accelerators, off on CPU, as torch.optim decides) picks the ``_foreach_`` path or the
-per-tensor path, which reuses one scratch buffer and so allocates nothing per step.
+``lr`` work, ``step`` returns the loss, no per-step host sync, z is updated in place. ``fused``
+(None: on for large groups where a compiler exists, ``geomopt.optim.fused``) runs ``stacey_kernel``
+compiled; otherwise ``foreach`` (None: on for accelerators, off on CPU, as torch.optim decides)
+picks the ``_foreach_`` path or the per-tensor path, which reuses one scratch buffer and so
+allocates nothing per step.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
+
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.fused import by_device_and_dtype, fused_step, use_fused
 
 DUAL_GEOMETRIES = ("l2", "lp")
 
@@ -134,12 +137,33 @@ def stacey_update_single_(param: Tensor, grad: Tensor, z: Tensor, m: Tensor, scr
         m.lerp_(grad, 1.0 - beta2)
 
 
+def stacey_kernel(params: list[Tensor], grads: list[Tensor], zs: list[Tensor], ms: list[Tensor], *, lr, alpha, tau,
+                  beta1, beta2, eps, weight_decay, p: float, dual: str, momentum: bool) -> None:
+    """The same step as a pure per-tensor kernel for ``fused_step`` (compiled: every temporary
+    lives in registers; the scalars are 0-d tensors, p and the flags select the code)."""
+    for x, g, z, m in zip(params, grads, zs, ms):
+        c = m.lerp_(g, 1.0 - beta1) if momentum else g  # m holds c
+        if dual == "l2":
+            z.add_(c, alpha=-alpha)
+        else:  # z ← ∇φ*(∇φ(z) − α·c)
+            w = (z * z.abs().pow(p - 2.0)).add_(c, alpha=-alpha)
+            z.copy_(w.sign() * w.abs().pow(1.0 / (p - 1.0)))
+        x.mul_(1.0 - tau - lr * weight_decay)
+        if p == 2.0:
+            x.add_(c, alpha=-(1.0 - tau) * lr / (1.0 + eps))
+        else:
+            x.addcdiv_(c, c.abs().pow((p - 2.0) / (p - 1.0)).add_(eps), value=-(1.0 - tau) * lr)
+        x.add_(z, alpha=tau)
+        m.lerp_(g, (beta1 - beta2) / beta1 if momentum else 1.0 - beta2)
+
+
 class Stacey(torch.optim.Optimizer):
     """Stacey(p,2) (``dual="l2"``) or Stacey(p,p) (``dual="lp"``); see the module docstring."""
 
     def __init__(self, params, lr: float = 1e-3, p: float = 3.0, betas: tuple[float, float] = (0.9, 0.999),
-                 alpha_ratio: float = 1.0, tau_ratio: float = 1.0, eps: float | None = None,
-                 weight_decay: float = 5e-4, dual: str = "l2", foreach: bool | None = None):
+                 alpha: float = 1e-3, tau: float = 1e-3, eps: float | None = None,
+                 weight_decay: float = 5e-4, dual: str = "l2", foreach: bool | None = None,
+                 fused: bool | None = None):
         if dual not in DUAL_GEOMETRIES:
             raise ValueError(f"dual geometry {dual!r} unknown; choose one of: {', '.join(DUAL_GEOMETRIES)}")
         if eps is None:  # the public code's defaults
@@ -149,17 +173,16 @@ class Stacey(torch.optim.Optimizer):
             (p >= 2 and p != float("inf"), f"p must be finite and >= 2 (Stacey's ℓp geometry), got {p}"),
             (0.0 <= betas[0] <= 1.0, f"beta1 must be in [0, 1], got {betas[0]}"),
             (0.0 <= betas[1] < 1.0, f"beta2 must be in [0, 1), got {betas[1]}"),
-            (alpha_ratio >= 0, f"alpha_ratio (α = alpha_ratio·lr) must be >= 0, got {alpha_ratio}"),
-            (tau_ratio >= 0, f"tau_ratio (τ = tau_ratio·lr) must be >= 0, got {tau_ratio}"),
-            (tau_ratio * lr <= 1.0, f"τ = tau_ratio·lr = {tau_ratio * lr} must be <= 1; lower tau_ratio or lr"),
+            (alpha >= 0, f"alpha (the dual step α) must be >= 0, got {alpha}"),
+            (0.0 <= tau <= 1.0, f"tau (the coupling τ) must be in [0, 1], got {tau}"),
             (eps >= 0, f"eps must be >= 0, got {eps}"),
             (weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay}"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"Stacey: {msg}")
-        defaults = dict(lr=lr, p=float(p), betas=tuple(betas), alpha_ratio=alpha_ratio, tau_ratio=tau_ratio,
-                        eps=eps, weight_decay=weight_decay, dual=dual, foreach=foreach)
+        defaults = dict(lr=lr, p=float(p), betas=tuple(betas), alpha=alpha, tau=tau,
+                        eps=eps, weight_decay=weight_decay, dual=dual, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _scratch_for(self, param: Tensor) -> Tensor:
@@ -199,13 +222,16 @@ class Stacey(torch.optim.Optimizer):
             params, grads, zs, ms = self._init_group(group)
             if not params:
                 continue
-            lr = group["lr"]
-            tau = group["tau_ratio"] * lr
-            if tau > 1.0:
-                raise ValueError(f"Stacey: τ = tau_ratio·lr = {tau} > 1 (lr {lr} from a schedule?); lower tau_ratio")
-            hyper = dict(lr=lr, alpha=group["alpha_ratio"] * lr, tau=tau, beta1=group["betas"][0],
+            if not 0.0 <= group["tau"] <= 1.0:
+                raise ValueError(f"Stacey: tau (the coupling τ) must be in [0, 1], got {group['tau']}")
+            hyper = dict(lr=group["lr"], alpha=group["alpha"], tau=group["tau"], beta1=group["betas"][0],
                          beta2=group["betas"][1], p=group["p"], eps=group["eps"],
                          weight_decay=group["weight_decay"], dual=group["dual"])
+            if use_fused(group.get("fused"), params):
+                static = dict(p=hyper.pop("p"), dual=hyper.pop("dual"), momentum=hyper["beta1"] > 0.0)
+                for lists in by_device_and_dtype([params, grads, zs, ms]):
+                    fused_step(stacey_kernel, lists, hyper, static, fused=True)
+                continue
             foreach = group["foreach"]
             if foreach is None:  # torch's rule: foreach on accelerators, the for-loop on CPU
                 foreach = all(t.device.type != "cpu" for t in params)
@@ -213,9 +239,8 @@ class Stacey(torch.optim.Optimizer):
                 for tensors in zip(params, grads, zs, ms):
                     stacey_update_single_(*tensors, self._scratch_for(tensors[0]), **hyper)
                 continue
-            grouped = _group_tensors_by_device_and_dtype([params, grads, zs, ms])
-            for (dev_params, dev_grads, dev_zs, dev_ms), _ in grouped.values():
-                stacey_update_(dev_params, dev_grads, dev_zs, dev_ms, **hyper)
+            for lists in by_device_and_dtype([params, grads, zs, ms]):
+                stacey_update_(*lists, **hyper)
         return loss
 
 

@@ -15,7 +15,8 @@ so up to that step the short run *is* the long run. So the long run is trained i
 into the short run's (``branch_checkpoint``: config, lr, log header) and the short run
 resumes from it: only its decay is trained. A test proves a branched run equal to a
 separate one. With other schedules (cosine: shared only through warm-up) or ``branch=False``
-the budgets are separate runs.
+the budgets are separate runs. ``run_budgets`` starts every run afresh (a killed call is
+rerun whole); wiring it into the resumable sweep (geomopt.train.sweep) is left to its callers.
 """
 
 from __future__ import annotations

@@ -53,3 +53,17 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def share_matrix_work(optimizers: list[torch.optim.Optimizer], info: DistInfo) -> None:
+    """Under DDP, let each rank step only its share of the hidden matrices (Muon, clip-then-Muon,
+    SOAP, DeVA-S∞; ``geomopt.optim.shard``). A checkpoint must then call ``gather_state`` on every
+    rank before rank 0 saves the optimizers' state_dicts."""
+    if not info.enabled:
+        return
+    from geomopt.optim.muon import Muon
+    from geomopt.optim.soap import EigenbasisOptimizer
+
+    for opt in optimizers:
+        if isinstance(opt, (Muon, EigenbasisOptimizer)):
+            opt.shard = True

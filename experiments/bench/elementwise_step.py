@@ -1,0 +1,60 @@
+"""Elementwise optimizers' steps ÷ torch's fastest AdamW on the device (``fused=True``), on
+parameters shaped like a GPT-2 block (d = 768: ≈ 7.1M parameters; quick: d = 256), built with
+the registry's default hyperparameters. Lion, signSGD, DeVA-ℓ∞, Stacey(p,2)/(p,p) and ShrinkAdamW
+(its main variant) run their compiled step (``fused=True``, ``geomopt.optim.fused``; its compile time
+is recorded), each also eagerly for reference. Goal: each compiled step ≤ 1.25× (ShrinkAdamW's
+stretch goal 1.05× cannot hold for the main variant: it reads and writes two per-entry
+observation tensors more than AdamW).
+Method: ``geomopt.benchmark`` (min of interleaved steps per process, median ratio over processes).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from geomopt.benchmark import (Measurement, across_processes, bench_device, gpt2_block_shapes, median_ratios, median_seconds,
+                               optimizer_on_random_grads, sync_for, time_interleaved)
+from geomopt.optim import fused, get_spec
+
+NAME = "elementwise_step"
+DESCRIPTION = "elementwise optimizers (compiled step) / torch AdamW(fused=True), GPT-2-block shapes"
+FUSED = ("lion", "signsgd", "deva_linf", "stacey_p2", "stacey_pp", "shrink_adamw")
+LABELS = {"adamw_fused": "torch AdamW(fused=True)", "adamw_foreach": "torch AdamW(foreach=True)",
+          **{n: f"{n} (compiled)" for n in FUSED},
+          **{f"{n}_eager": f"{n} (eager)" for n in FUSED}}
+
+
+def measure(quick: bool) -> dict:
+    device = bench_device()
+    shapes = gpt2_block_shapes(1, 256 if quick else 768)
+
+    def make(opt_cls, **hp):  # 12 warm steps: compiled, past every warm-up
+        opt, _ = optimizer_on_random_grads(opt_cls, shapes, warm_steps=12, grad_scale=1e-2, device=device, **hp)
+        return opt.step
+
+    fns = {"adamw_fused": make(torch.optim.AdamW, fused=True, **get_spec("adamw").defaults),
+           "adamw_foreach": make(torch.optim.AdamW, foreach=True, **get_spec("adamw").defaults)}
+    for name in FUSED:
+        spec = get_spec(name)
+        fns[name] = make(spec.cls(), fused=True, **spec.defaults)
+        fns[f"{name}_eager"] = make(spec.cls(), fused=False, **spec.defaults)
+    seconds = time_interleaved(fns, reps=10 if quick else 12, warmup=1, sync=sync_for(device), stat=min)
+    return {"seconds": seconds, "compile_seconds": fused.compile_seconds(), "device": device,
+            "n_params": sum(torch.Size(s).numel() for s in shapes)}
+
+
+def bench(quick: bool) -> Measurement:
+    runs = across_processes(__file__, quick)
+    names = ["adamw_foreach", *FUSED, *(f"{n}_eager" for n in FUSED)]
+    ratios = median_ratios(runs, {n: "adamw_fused" for n in names})
+    worst = max(FUSED, key=lambda n: ratios["1"][n]["ratio"])
+    first = runs["1"][0]
+    return Measurement(
+        numerator={"what": f"{worst} compiled step (the slowest of {', '.join(FUSED)})",
+                   "seconds": ratios["1"][worst]["seconds"]},
+        denominator={"what": "torch.optim.AdamW(fused=True) step", "seconds": median_seconds(runs, "1", "adamw_fused")},
+        ratio=ratios["1"][worst]["ratio"], goal="<= 1.25",
+        extra={"ratios": ratios, "labels": LABELS, "goals": {n: "≤ 1.25" for n in FUSED},
+               "n_params": first["n_params"], "device": first["device"], "processes": len(runs["1"]),
+               "compile_seconds": {t: [p["compile_seconds"] for p in procs] for t, procs in runs.items()},
+               "note": "per process: min of interleaved steps; ratio: median over processes"})
