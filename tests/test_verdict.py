@@ -105,3 +105,8 @@ def test_theory_mapping_is_one_rule():
     assert V.theory({"verdict": "FAIL", "meta": {}}).word == "contradicted"
     assert V.theory({"verdict": "PASS", "meta": {"quick": True}}).word == "inconclusive"
     assert V.theory(None).word == "not testable here"
+    # a measurement record (real_noise): PASS only says the measurement is valid; its claims decide
+    held = {"C1": {"verdict": "holds"}, "C2": {"verdict": "holds"}}
+    assert V.theory({"verdict": "PASS", "meta": {}, "measured": {"verdicts": held}}).word == "reproduced"
+    failed = {**held, "C2": {"verdict": "fails"}}
+    assert V.theory({"verdict": "PASS", "meta": {}, "measured": {"verdicts": failed}}).word == "contradicted"

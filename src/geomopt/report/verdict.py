@@ -115,6 +115,10 @@ def theory(record: Mapping | None) -> Verdict:
         return Verdict(INCONCLUSIVE, 0, "quick-mode record")
     if record["verdict"] not in ("PASS", "FAIL"):  # e.g. "—" in a report's row of a missing record
         return not_testable(f"theory check not run ({record['verdict']})")
+    parts = (record.get("measured") or {}).get("verdicts")
+    if record["verdict"] == "PASS" and parts:  # a measurement: PASS = valid, the claims are its parts
+        held = {k: v["verdict"] == "holds" for k, v in parts.items()}
+        return exact(all(held.values()), "measured: " + ", ".join(f"{k} {parts[k]['verdict']}" for k in held))
     return exact(record["verdict"] == "PASS", f"theory check {record['verdict']}")
 
 
