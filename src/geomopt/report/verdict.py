@@ -115,7 +115,8 @@ def theory(record: Mapping | None) -> Verdict:
         return Verdict(INCONCLUSIVE, 0, "quick-mode record")
     if record["verdict"] not in ("PASS", "FAIL"):  # e.g. "—" in a report's row of a missing record
         return not_testable(f"theory check not run ({record['verdict']})")
-    parts = (record.get("measured") or {}).get("verdicts")
+    parts = (record.get("measured") or {}).get("verdicts") or {}
+    parts = {k: v for k, v in parts.items() if isinstance(v, Mapping) and v.get("verdict") in ("holds", "fails")}
     if record["verdict"] == "PASS" and parts:  # a measurement: PASS = valid, the claims are its parts
         held = {k: v["verdict"] == "holds" for k, v in parts.items()}
         return exact(all(held.values()), "measured: " + ", ".join(f"{k} {parts[k]['verdict']}" for k in held))
