@@ -115,7 +115,7 @@ def test_missing_data_dir_is_one_line(tmp_path, monkeypatch):
         resolve_data_dir(None, "GEOMOPT_CARS", "Stanford Cars")
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/deep.py"), "--preset", "gpu",
                         "--imagenet-dir", str(tmp_path / "nowhere"), "--cars-dir", str(tmp_path), "--dry-run"],
-                       capture_output=True, text=True, timeout=60, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr
 
 

@@ -173,9 +173,9 @@ def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: i
         check_data(cfg)
     outcomes = []
     with Progress(len(configs), "sweep", log) as progress:
-        for cfg, outcome in zip(configs, _outcomes(configs, since, jobs, progress)):
+        for outcome in _outcomes(configs, since, jobs, progress):
             outcomes.append(outcome)
-            progress.finish(cfg.name, _describe(outcome), notable=outcome.status == "nonfinite")
+            progress.finish(outcome.name, _describe(outcome), notable=outcome.status == "nonfinite")
     return outcomes
 
 
@@ -202,11 +202,17 @@ def _outcomes(configs: list[TrainConfig], since: float, jobs: int, progress: Pro
 
 
 def _worker_init() -> None:
-    """A sweep worker: one thread, and Ctrl-C is the parent's to handle (it stops the workers)."""
+    """A sweep worker: one thread, and Ctrl-C is the parent's to handle (it stops the workers).
+    tqdm gets a thread lock: its default multiprocessing lock is a named semaphore that a
+    stopped worker would leave behind (a "leaked semaphore" warning at exit)."""
+    import threading
+
     import torch
+    from tqdm import tqdm
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    tqdm.set_lock(threading.RLock())
 
 
 def _describe(o: SweepOutcome) -> str:
