@@ -83,7 +83,7 @@ def git_commit() -> str:
     """HEAD of the repo this package lives in, with ``-dirty`` if the tree has changes."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
-            ["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, timeout=120
         )
         head = run("rev-parse", "HEAD")
         if head.returncode != 0:
