@@ -24,7 +24,7 @@ from typing import Any
 
 from geomopt.data import IMAGE_DATASETS, TEXT_DATASETS, DataMissing
 from geomopt.models import IMAGE_MODELS
-from geomopt.optim.registry import check_hparams, did_you_mean
+from geomopt.optim.registry import check_hparams, did_you_mean, get_spec
 
 
 class ConfigError(ValueError):
@@ -241,12 +241,15 @@ def validate(cfg: TrainConfig) -> None:
 
 def _validate_optimizer(cfg: TrainConfig) -> None:
     """The optimizer's name, and the keys of [optim] (and of [adamw], AdamW's) against its constructor."""
+    try:
+        get_spec(cfg.optimizer)
+    except ValueError as e:
+        raise ConfigError(f"{e}; fix config key 'optimizer'") from None
     for name, table, hparams in ((cfg.optimizer, "optim", cfg.optim), ("adamw", "adamw", cfg.adamw)):
         try:
             check_hparams(name, hparams)
         except ValueError as e:
-            where = "config key 'optimizer'" if "unknown" in str(e) else f"[{table}]"
-            raise ConfigError(f"{e}; fix {where} in the config") from None
+            raise ConfigError(f"{e}; fix [{table}] in the config") from None
 
 
 def _validate_grad_transform(cfg: TrainConfig) -> None:
