@@ -4,6 +4,7 @@ runs and the update-RMS record; the report computes REPORT.md and claims.json fr
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,10 @@ import pytest
 from conftest import require_data
 
 from geomopt.results import REPO_ROOT, read_json
+
+# a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
+MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
 
 TINY_GPT = ["n_layer=1", "n_head=2", "n_embd=32", "seq_len=32", "batch_size=4", "total_tokens=1024",
             "eval_every=256", "eval_tokens=256", "warmup_steps=1"]
@@ -78,7 +83,7 @@ def tiny_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("p2") / "results" / "paper2"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/run.py"), "--quick", "--out", str(out),
                         "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True,
-                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 

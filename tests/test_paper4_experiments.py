@@ -1,6 +1,7 @@
 """experiments/paper4: the quick runner writes stamped results into --out; the report and figures read them."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -8,13 +9,17 @@ import pytest
 
 from geomopt.results import REPO_ROOT, read_json, read_run
 
+# a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
+MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("p4") / "results"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/run.py"), "--quick", "--out",
                         str(root / "paper4"), "--only", "tabular", "digits", "curves"],
-                       capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr
     return root
 
