@@ -132,11 +132,17 @@ if __name__ == "__main__":  # spawned workers import this file
 """
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as at a terminal, even when this test runs where SIGINT is ignored (a shell's
+    background job passes SIG_IGN on, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_when(cmd: list[str], ready) -> subprocess.CompletedProcess:
     """Start ``cmd`` in its own process group, wait (no time limit) until ``ready()``, then Ctrl-C
     the whole group as a terminal does."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     while not ready() and proc.poll() is None:
         time.sleep(0.01)
     assert proc.poll() is None, "the command ended before it could be interrupted"
