@@ -15,7 +15,7 @@ export MPLBACKEND := Agg
 
 help:
 	@echo "make test                 the test suite (does its own set-up)"
-	@echo "make theory [QUICK=1]     every numeric check of the papers' claims -> results/theory/"
+	@echo "make theory [QUICK=1]     every numeric check of the papers' claims -> results/theory/ (quick: results/quick/theory/)"
 	@echo "make figures              every figure under figures/ from results/ (never trains)"
 	@echo "make reproduce-paperN     one paper end to end at the CPU preset (N = 1..4; QUICK=1 short)"
 	@echo "make reproduce-all        all four papers"
@@ -64,11 +64,16 @@ CONFIG ?= experiments/presets/cpu/gpt.toml
 noise: $(STAMP)
 	$(PYTHON) -m geomopt noise $(CONFIG) $(ARGS)
 
-reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4: reproduce-%: $(STAMP)
+PAPERS := paper1 paper2 paper3 paper4
+$(addprefix reproduce-,$(PAPERS)): reproduce-%: $(STAMP)
 	$(PYTHON) experiments/reproduce.py $* $(QFLAG)
 
 reproduce-all: $(STAMP)
-	$(PYTHON) experiments/reproduce.py paper1 paper2 paper3 paper4 $(QFLAG)
+	$(PYTHON) experiments/reproduce.py $(PAPERS) $(QFLAG)
+
+# any other reproduce-<x> (reproduce-paper9): one line listing the papers, exit 2
+reproduce-%:
+	$(error reproduce: unknown paper '$*'; choose from $(PAPERS) (make reproduce-paperN, N = 1..4))
 
 # the ablation's baselines are the main runs (make reproduce-paper1 first); then its report section and figure
 ablate-paper1: $(STAMP)

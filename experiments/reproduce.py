@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reproduce {paper}: not reproducible yet (issue {PAPERS[paper]}); missing: "
                   + "; ".join(missing), file=sys.stderr)
             return 2
-    for paper in args.papers:
-        reproduce(paper, args.quick, args.base)
+    try:
+        for paper in args.papers:
+            reproduce(paper, args.quick, args.base)
+    except KeyboardInterrupt:  # the step's own process has said its line too
+        print("reproduce: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

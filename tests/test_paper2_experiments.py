@@ -4,6 +4,7 @@ runs and the update-RMS record; the report computes REPORT.md and claims.json fr
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,10 @@ from conftest import require_data
 
 from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json
+
+# a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
+MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
 
 TINY_GPT = ["n_layer=1", "n_head=2", "n_embd=32", "seq_len=32", "batch_size=4", "total_tokens=1024",
             "eval_every=256", "eval_tokens=256", "warmup_steps=1"]
@@ -80,8 +85,8 @@ def tiny_results(tmp_path_factory):
     require_data("fashion_mnist")  # the tiny image runs read Fashion-MNIST
     out = tmp_path_factory.mktemp("p2") / "results" / "paper2"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/run.py"), "--quick", "--out", str(out),
-                        "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True, timeout=120,
-                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                        "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True,
+                       env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
@@ -93,7 +98,7 @@ def test_tiny_run_then_report(runner, tiny_results):
     assert set(rms) == {"adamw", "muon", "soap", "deva_sinf"}
     assert all(math.isfinite(r["rms_per_paper_lr_median"]) and r["rms_per_paper_lr_median"] > 0 for r in rms.values())
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/report.py"), "--results",
-                        str(tiny_results.parent)], capture_output=True, text=True, timeout=60)
+                        str(tiny_results.parent)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     report = (tiny_results / "REPORT.md").read_text()
     assert "GPT tokens to target — one shared lr" in report and "per-method tuned lr" in report
@@ -115,7 +120,7 @@ def test_tiny_run_then_report(runner, tiny_results):
 
 def test_report_without_runs_exits_2(tmp_path):
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/report.py"), "--results", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True)
     assert r.returncode == 2 and "run experiments/paper2/run.py" in r.stderr
 
 

@@ -3,6 +3,7 @@ the ImageFolder reader, the ImageNet ResNet-18 and the GPU plan (dry run, missin
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -18,6 +19,10 @@ from geomopt.models.resnet import from_torchvision_state_dict
 from geomopt.results import REPO_ROOT, read_run
 from geomopt.train import ConfigError, TrainConfig, Trainer, from_dict
 from geomopt.train.sweep import _same_config
+
+# a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
+MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
 
 sys.path.insert(0, str(REPO_ROOT / "experiments" / "paper4"))
 
@@ -115,7 +120,7 @@ def test_missing_data_dir_is_one_line(tmp_path, monkeypatch):
         resolve_data_dir(None, "GEOMOPT_CARS", "Stanford Cars")
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/deep.py"), "--preset", "gpu",
                         "--imagenet-dir", str(tmp_path / "nowhere"), "--cars-dir", str(tmp_path), "--dry-run"],
-                       capture_output=True, text=True, timeout=60, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, env=MINIMAL_ENV)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr
 
 

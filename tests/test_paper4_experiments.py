@@ -1,6 +1,7 @@
 """experiments/paper4: the quick runner writes stamped results into --out; the report and figures read them."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,13 +10,17 @@ import pytest
 from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json, read_run
 
+# a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
+MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("p4") / "results"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/run.py"), "--quick", "--out",
                         str(root / "paper4"), "--only", "tabular", "digits", "curves"],
-                       capture_output=True, text=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr
     return root
 
@@ -36,7 +41,7 @@ def test_quick_runner_writes_stamped_results(quick_results):
 
 def test_report_writes_claims_from_results(quick_results):
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/report.py"), "--results",
-                        str(quick_results)], capture_output=True, text=True, timeout=60)
+                        str(quick_results)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     claims = json.loads((quick_results / "paper4" / "claims.json").read_text())
     assert isinstance(claims, list) and claims

@@ -10,7 +10,7 @@ from geomopt.results import REPO_ROOT
 
 def test_reproduce_paper1_quick_end_to_end(tmp_path):
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/reproduce.py"), "paper1", "--quick",
-                        "--base", str(tmp_path)], capture_output=True, text=True, timeout=600)
+                        "--base", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = tmp_path / "results" / "quick"
     report = (res / "paper1" / "REPORT.md").read_text()

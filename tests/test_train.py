@@ -76,8 +76,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run_bit_for_bit(tmp_path, 
     cmd = [python, "-m", "geomopt", "train", *common, *_paths(tmp_path, "killed")]
     proc = subprocess.Popen(cmd, cwd=repo_root, env=env, stderr=subprocess.PIPE)
     ckpt = tmp_path / "killed" / "ckpt" / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+    while not ckpt.exists() and proc.poll() is None:  # no wall-clock limit: a slow machine only waits longer
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)

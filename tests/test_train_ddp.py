@@ -19,7 +19,7 @@ def test_two_process_ddp_matches_single_process(tmp_path, repo_root):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "geomopt", "train",
                            *common, f"out={tmp_path}/ddp/m.jsonl", f"checkpoint_dir={tmp_path}/ddp/ck"],
-                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=repo_root, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert cli.main([*common, f"out={tmp_path}/one/m.jsonl", f"checkpoint_dir={tmp_path}/one/ck"]) == 0
     meta_d, ddp = read_run(tmp_path / "ddp" / "m.jsonl")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
-from geomopt.train.sweep import add_jobs_argument, method_config, run_sweep, sweep_session
+from geomopt.train.sweep import add_jobs_argument, method_config, run_sweep, sweep_main, sweep_session
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
@@ -197,6 +197,7 @@ def rms_sqrt_vhat(trainer) -> dict[str, float]:
             for n, p in trainer.model.named_parameters() if opt.state.get(p)}
 
 
+@sweep_main("paper1")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, short runs")
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         trace_shrink(configs, out)
         print(f"paper1: {out / 'shrink_trace.json'}")
         return 0
-    with sweep_session(out / ("ablation" if args.ablate else "")) as start:
+    with sweep_session(out / ("ablation" if args.ablate else ""), configs) as start:
         outcomes = run_sweep(configs, since=start, jobs=args.jobs)
         if not args.ablate:
             measure_step_cost(configs, out, reps=5 if args.quick else 30)

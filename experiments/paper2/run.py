@@ -27,7 +27,7 @@ from pathlib import Path
 from geomopt.results import REPO_ROOT, load_runs
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train import tune
-from geomopt.train.sweep import method_config, run_sweep, sweep_session
+from geomopt.train.sweep import method_config, run_sweep, sweep_main, sweep_session
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -206,6 +206,7 @@ def plan(mode: str, preset: str, out: Path, gpt_extra: list[str], image_extra: l
     return configs + (plan_image(mode, preset, out, image_extra) if "image" in parts else [])
 
 
+@sweep_main("paper2")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, short runs")
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} adamw={c.adamw} "
                   f"length={c.total_tokens or c.steps or c.epochs} -> {c.out_path}")
         return 0
-    with sweep_session(out) as start:
+    with sweep_session(out, configs) as start:
         outcomes = run_sweep(configs, since=start)
         if "gpt" in parts:
             shared0 = [c for c in configs if c.name.startswith("shared__") and c.name.endswith("__s0")]

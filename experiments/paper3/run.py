@@ -32,7 +32,7 @@ from geomopt.report.budget import train_nll_at
 from geomopt.results import REPO_ROOT, read_run
 from geomopt.train import tune
 from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
-from geomopt.train.sweep import add_jobs_argument, as_overrides, run_sweep, sweep_session, toml_value
+from geomopt.train.sweep import add_jobs_argument, as_overrides, run_sweep, sweep_main, sweep_session, toml_value
 
 HERE = Path(__file__).resolve().parent
 PRESETS = {
@@ -177,6 +177,7 @@ class Planner:
         return out
 
 
+@sweep_main("paper3")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one seed, fixed lrs, short runs")
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return dry_run(planner, phases)
         outcomes = []
-        with sweep_session(out) as start:
+        with sweep_session(out, [c for _, build in phases for c in build()]) as start:
             for title, build in phases:  # built one at a time: "image seeds" reads the lr sweep's results
                 configs = build()
                 if configs:

@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--quick", action="store_true", help="60 pre-training steps, 30 immunization steps")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "paper4")
+    ap.add_argument("--out", type=Path, help="results directory (default results/paper4, quick: results/quick/paper4)")
     args = ap.parse_args(argv)
+    args.out = args.out or REPO_ROOT / "results" / ("quick/paper4" if args.quick else "paper4")
     rec = run_deep(args.out, args.quick, args.seed)
     print(f"[paper4] deep: {args.out / 'deep.json'} ({rec['seconds']} s; pre-training {rec['pretrain']['seconds']} s)")
     return 0

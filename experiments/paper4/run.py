@@ -29,6 +29,8 @@ from geomopt.immunization import METHODS, ImmunizationConfig, LinearTask, immuni
 from geomopt.immunization import datasets
 from geomopt.immunization.metrics import probe_norm_ratio_curve
 from geomopt.results import REPO_ROOT, RunLog, run_meta, write_json
+from geomopt.train.config import TrainConfig, check_data
+from geomopt.train.sweep import sweep_main
 
 # Paper: η = 0.005; 100 epochs (House Prices, ≈ 400 mini-batch steps of 64 on ~300 rows),
 # 30 epochs (MNIST). Full-batch GD here: 400 steps (tabular), 100 steps (digits).
@@ -146,13 +148,17 @@ def run_curves(out: Path, quick: bool, pair=(0, 1)) -> dict:
     return record
 
 
+@sweep_main("paper4")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few digit pairs, short runs (< 1 min)")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "paper4")
+    ap.add_argument("--out", type=Path, help="results directory (default results/paper4, quick: results/quick/paper4)")
     ap.add_argument("--only", nargs="*", choices=["tabular", "digits", "fmnist", "fmnist784", "curves", "deep"])
     args = ap.parse_args(argv)
+    args.out = args.out or REPO_ROOT / "results" / ("quick/paper4" if args.quick else "paper4")
     parts = args.only or (["tabular", "digits", "curves"] if args.quick else ["tabular", "digits", "curves", "fmnist", "fmnist784", "deep"])
+    if {"fmnist", "fmnist784", "deep"} & set(parts):  # before any part runs: nothing is written without the data
+        check_data(TrainConfig(task="image", dataset="fashion_mnist", data_dir=str(datasets.FASHION_MNIST_DIR)))
     t0 = time.perf_counter()
     for part in parts:
         if part == "tabular":

@@ -1,7 +1,8 @@
 """One results format for every run, check and benchmark.
 
 A *run file* is JSON Lines: the first line is ``{"meta": {...}}`` (command line,
-full config, git commit, seed, torch version, device, machine, start/end time),
+full config, git commit, seed, torch version, the installed versions of the scientific
+packages, device, machine, start/end time),
 every further line is one logged row (a dict of scalars). A *record* (theory
 check, benchmark) is a single JSON object with a ``meta`` key.
 
@@ -82,7 +83,7 @@ def git_commit() -> str:
     """HEAD of the repo this package lives in, with ``-dirty`` if the tree has changes."""
     try:
         run = lambda *a: subprocess.run(  # noqa: E731
-            ["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, timeout=120
         )
         head = run("rev-parse", "HEAD")
         if head.returncode != 0:
@@ -105,6 +106,24 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# The packages whose version can change a number we report (those installed are recorded).
+SCIENTIFIC_PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "seaborn", "scikit-learn", "tokenizers",
+                       "tqdm")
+
+
+def package_versions(names=SCIENTIFIC_PACKAGES) -> dict[str, str]:
+    """``{name: version}`` of those of ``names`` that are installed (importlib.metadata: nothing is imported)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
 def run_meta(seed: int | None = None, config: Any = None, command: str | None = None) -> dict:
     """The metadata every results file carries."""
     import torch
@@ -115,6 +134,7 @@ def run_meta(seed: int | None = None, config: Any = None, command: str | None = 
         "git_commit": git_commit(),
         "seed": seed,
         "torch_version": torch.__version__,
+        "packages": package_versions(),
         "device": device_name(),
         "machine": {
             "node": platform.node(),

@@ -27,6 +27,8 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_HOWTO = "install it with `sudo apt-get install dataset-fashion-mnist` (or `make data` as root)"
 CIFAR_HOWTO = ("download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it "
                "and set GEOMOPT_CIFAR10=/path/to/cifar-10-batches-py or data_dir=/path/to/cifar-10-batches-py")
+FASHION_FILES = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
 @dataclass
@@ -120,11 +122,10 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(data_dir: str = "") -> ImageData:
     directory = cifar_dir(data_dir)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    missing = [n for n in names if not (directory / n).exists()]
+    missing = [n for n in CIFAR_FILES if not (directory / n).exists()]
     if missing:
         raise DataMissing(f"CIFAR-10: {directory.resolve() / missing[0]} not found; {CIFAR_HOWTO}")
-    parts = [_read_cifar_batch(directory / n) for n in names]
+    parts = [_read_cifar_batch(directory / n) for n in CIFAR_FILES]
     train_x = np.concatenate([p[0] for p in parts[:5]])
     train_y = np.concatenate([p[1] for p in parts[:5]])
     train = ImageSet(torch.from_numpy(train_x), torch.from_numpy(train_y))

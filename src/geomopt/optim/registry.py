@@ -21,7 +21,9 @@ this file depends on nothing but torch.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,18 +111,51 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 }
 
 
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (difflib), or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def get_spec(name: str) -> OptimizerSpec:
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer {name!r} unknown; choose one of: {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"optimizer {name!r} unknown{did_you_mean(name, OPTIMIZERS)} "
+                         f"(choose one of: {', '.join(OPTIMIZERS)})")
     return OPTIMIZERS[name]
 
 
+def accepted_hparams(cls) -> list[str] | None:
+    """The keyword arguments ``cls(params, **kw)`` takes, following ``**kwargs`` up the MRO
+    (ClipMuon -> Muon -> torch.optim.Muon); None when some class takes any keyword."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is torch.optim.Optimizer:
+            continue
+        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[2:]  # self, params
+        names += [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
 def _check_hparams(spec: OptimizerSpec, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The spec's overrides updated with ``hparams``; ValueError for a key the optimizer's
+    constructor does not take (with the closest one) or a bad lr."""
+    accepted = accepted_hparams(spec.cls())
+    for key in hparams:
+        if accepted is not None and key not in accepted:
+            raise ValueError(f"optimizer {spec.name!r} has no hyper-parameter {key!r}{did_you_mean(key, accepted)} "
+                             f"(accepted: {', '.join(accepted)})")
     merged = {**spec.overrides, **hparams}  # the class fills in the rest from its own defaults
     lr = merged.get("lr", 0.0)
     if not isinstance(lr, (int, float)) or lr < 0:
         raise ValueError(f"optimizer {spec.name}: lr must be a number >= 0, got {lr!r}")
     return merged
+
+
+def check_hparams(name: str, hparams: dict[str, Any]) -> None:
+    """Raise ValueError (one line) if ``name`` is unknown or ``hparams`` has a key it does not take."""
+    _check_hparams(get_spec(name), hparams)
 
 
 def build_optimizers(name: str, model: nn.Module, hparams: dict[str, Any] | None = None,

@@ -3,7 +3,8 @@
 A check is a module with ``PAPER`` ("paper1".."paper4"), ``CLAIM`` (the claim
 quoted from the paper or its spec) and ``check(quick: bool, seed: int) ->
 Outcome``. The harness times it, stamps it and writes
-``results/theory/<name>.json``::
+``results/theory/<name>.json`` (quick mode: ``results/quick/theory/<name>.json``, so that a
+quick run never replaces the committed full-mode records)::
 
     {"paper", "claim", "verdict": "PASS" | "FAIL", "summary", "measured", "meta"}
 """
@@ -24,6 +25,7 @@ from geomopt.results import REPO_ROOT, run_meta, write_json
 
 THEORY_DIR = REPO_ROOT / "theory"
 RESULTS_DIR = REPO_ROOT / "results" / "theory"
+QUICK_RESULTS_DIR = REPO_ROOT / "results" / "quick" / "theory"
 
 
 @dataclass
@@ -108,8 +110,10 @@ def main(argv: list[str] | None = None, only: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=only, help="check names to run")
     ap.add_argument("--paper", help="run only this paper's checks, e.g. paper1")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON records go")
+    ap.add_argument("--out", type=Path, help="where the JSON records go (default results/theory; "
+                    "quick: results/quick/theory)")
     args = ap.parse_args(argv)
+    args.out = args.out or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
 
     checks = discover()
     names = args.only or list(checks)
@@ -123,10 +127,16 @@ def main(argv: list[str] | None = None, only: list[str] | None = None) -> int:
     if not modules:
         print(f"theory: no checks to run{' for ' + args.paper if args.paper else ''}", file=sys.stderr)
         return 2
+    from geomopt.progress import Progress
+
     records = []
-    for name, module in modules.items():
-        print(f"[theory] {name} ({'quick' if args.quick else 'full'}) ...", flush=True)
-        records.append(run_check(name, module, args.quick, args.seed, args.out))
+    with Progress(len(modules), "theory", lambda line: print(line, flush=True)) as progress:
+        for name, module in modules.items():
+            progress.start(name)
+            r = run_check(name, module, args.quick, args.seed, args.out)
+            records.append(r)
+            progress.finish(name, f"{r['verdict']} in {r['meta']['seconds']:.1f} s ({'quick' if args.quick else 'full'})",
+                            notable=r["verdict"] != "PASS")
     print()
     print(format_table(records))
     failed = [r["check"] for r in records if r["verdict"] != "PASS"]

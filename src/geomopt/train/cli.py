@@ -1,8 +1,9 @@
 """``python -m geomopt train CONFIG.toml [key=value ...] [--resume]``
 
 Exit codes: 0 done (or stopped at ``max_steps_per_call``: rerun with --resume),
-2 bad config or missing data (one line on stderr, nothing written), 3 the loss became
-NaN/inf (the metrics file says status "nonfinite"; the last good checkpoint is kept).
+2 bad config or missing data (one line on stderr, checked before any work: nothing written),
+3 the loss became NaN/inf (the metrics file says status "nonfinite"; the last good
+checkpoint is kept), 130 interrupted (Ctrl-C; --resume continues from the last checkpoint).
 Under ``torchrun --nproc_per_node=N`` the run is data-parallel (gloo on CPU, nccl on GPU).
 
 ``--resume`` continues from ``<checkpoint_dir>/checkpoint.pt`` when it exists (and starts
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from geomopt.data import DataMissing
     from geomopt.train import run
-    from geomopt.train.config import ConfigError, load_config
+    from geomopt.train.config import ConfigError, check_data, load_config
     from geomopt.train.dist import init_distributed, shutdown
     from geomopt.train.loop import NonFiniteLoss
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m geomopt train " + shlex.join(argv)
     try:
         cfg = load_config(config_path, overrides)
+        check_data(cfg)
         out = run(cfg, resume=resume, command=command, info=info)
     except (ConfigError, DataMissing) as e:
         say(f"train: {e}")
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as e:
         say(f"train: {e}")
         return 3
+    except KeyboardInterrupt:
+        say("train: interrupted; run the same command with --resume to continue from the last checkpoint")
+        return 130
     finally:
         shutdown(info)
     say(f"train: wrote {Path(out)}")

