@@ -42,6 +42,29 @@ def load(results: Path) -> pd.DataFrame:
     return df.assign(group=parts[0], method=parts[1])
 
 
+def older_variants(results: Path) -> list[str]:
+    """A warning for runs made before the current main variants (their configs lack the keys that
+    select them): ShrinkAdamW before ``second_moment`` (it ran the §2.6 reconstruction, now the
+    ``shrink_adamw_spec`` ablation) and clip-then-Muon before the row × column scale."""
+    old = {"shrink_adamw": [], "clip_muon": []}
+    for path in sorted((results / "runs").glob("*.jsonl")):
+        method = path.stem.split("__")[1] if path.stem.count("__") >= 2 else ""
+        if method in old:
+            optim = read_run(path)[0]["config"].get("optim", {})
+            if "second_moment" not in optim and method == "shrink_adamw" or \
+                    optim.get("scale", "mad") == "mad" and method == "clip_muon":
+                old[method].append(path.stem)
+    lines = []
+    if old["shrink_adamw"]:
+        lines.append(f"- **Older ShrinkAdamW:** {len(old['shrink_adamw'])} shrink_adamw runs predate the main variant "
+                     "(Winsorised v, per-entry scale and warm-up): they ran the §2.6 reconstruction, today's "
+                     "`shrink_adamw_spec` ablation. Their verdicts are that variant's; `make reproduce-paper1` retrains.")
+    if old["clip_muon"]:
+        lines.append(f"- **Older clip-then-Muon:** {len(old['clip_muon'])} clip_muon runs used the per-matrix MAD scale "
+                     "(today's default is the row × column scale `rowcol_geo`); `make reproduce-paper1` retrains.")
+    return lines + [""] if lines else []
+
+
 def step_cost(results: Path, method: str) -> float:
     """Training-step time of ``method`` ÷ its baseline's, from the interleaved timing run.py makes."""
     path = results / "step_cost.json"
@@ -98,7 +121,7 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame, ablation: lis
            "see `src/geomopt/optim/shrink.py`).", "", *summary, *protocol(df, res),
            "## Details", "",
            f"Runs: {n_runs} (seeds {', '.join(map(str, seeds))}), GPT on Shakespeare characters at the CPU preset "
-           "(`experiments/paper1/run.py`).", ""]
+           "(`experiments/paper1/run.py`).", "", *older_variants(res)]
     out += theory_markdown(theory)
     for group, title in (("clean", "Clean gradients"), ("cauchy", "With entry-wise Cauchy contamination (control)")):
         sel = [r for r in rows if r["group"] == group]
