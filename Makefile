@@ -10,7 +10,7 @@ QFLAG := $(if $(QUICK),--quick,)
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 
-.PHONY: help setup test theory figures bench data readme-table \
+.PHONY: help setup test theory figures bench data readme-table claims \
         reproduce-paper1 reproduce-paper2 reproduce-paper3 reproduce-paper4 reproduce-all ablate-paper1
 
 help:
@@ -22,7 +22,8 @@ help:
 	@echo "make ablate-paper1       paper 1's ψ × t × position ablation (after reproduce-paper1)"
 	@echo "make bench [QUICK=1]      benchmarks against torch.optim -> results/bench/"
 	@echo "make data                 locate / install the offline datasets"
-	@echo "make readme-table         regenerate the README results table from results/"
+	@echo "make claims               the claims registry results/claims.json from results/"
+	@echo "make readme-table         regenerate results/claims.json and the README results table from it"
 
 setup: $(STAMP)
 
@@ -44,12 +45,16 @@ theory: $(STAMP)
 
 figures: $(STAMP)
 	$(PYTHON) -m geomopt figures
+	$(PYTHON) -m geomopt claims
 
 bench: $(STAMP)
 	$(PYTHON) experiments/bench/run_all.py $(QFLAG)
 
 data: $(STAMP)
 	$(PYTHON) -m geomopt data --install
+
+claims: $(STAMP)
+	$(PYTHON) -m geomopt claims
 
 readme-table: $(STAMP)
 	$(PYTHON) -m geomopt readme-table

@@ -1,4 +1,4 @@
-"""``python -m geomopt <command>``: train, figures, data, readme-table."""
+"""``python -m geomopt <command>``: train, figures, data, readme-table, claims."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ COMMANDS = {
     "train": ("geomopt.train.cli", "Train one run from a TOML config (key=value overrides, --resume)."),
     "figures": ("geomopt.report.figures", "Regenerate every figure under figures/ from results/."),
     "data": ("geomopt.data.catalog", "Locate or install the offline datasets; say what is missing."),
-    "readme-table": ("geomopt.report.readme", "Write the README's results table from results/."),
+    "readme-table": ("geomopt.report.readme", "Write results/claims.json and the README's results table from it."),
+    "claims": ("geomopt.report.claims", "Write the claims registry results/claims.json from results/."),
 }
 
 
