@@ -112,6 +112,13 @@ def section(rec) -> tuple[list[str], list[dict]]:
               f"{_fmt(ident['lstsq_loss_P'])} at Id; "
               + ", ".join(f"{LABEL[m]} {_fmt(max(r['lstsq_loss_P'] for r in _rows(rec, *MAIN, m)))}" for m in METHODS)
               + " (largest over seeds, main regime): θ_I stays invertible.", ""]
+    if "no_id" in rec:
+        sub = {"rows": rec["no_id"]["rows"]}
+        lines += [f"**Without `Id`** (spec pitfall 5; Din = {rec['no_id']['din']}, rank K_P = {rec['no_id']['rank_P']}, "
+                  f"rank K_H = {rec['no_id']['rank_H']}), λ frozen, ω₀ ~ N(0, 1): RIR with the authors' κ / κ over the "
+                  "nonzero spectrum: " + "; ".join(
+                      f"{LABEL[m]} {_geo(_rows(sub, 'authors', 'frozen', m), 'authors', 'rir')} / "
+                      f"{_geo(_rows(sub, 'nonzero', 'frozen', m), 'nonzero', 'rir')}" for m in METHODS) + ".", ""]
     recs = records(rec, seeds)
     verdict = {r["id"]: r["verdict"] for r in recs}
     ours = _rows(rec, *MAIN, "ours")
