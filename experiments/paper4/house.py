@@ -77,8 +77,9 @@ def section(rec) -> tuple[list[str], list[dict]]:
              f"rank K_P = {rec['rank_P']}, rank K_H = {rec['rank_H']} of Din = {rec['din']}. θ₀ = Id; ω₀ ~ N(0, 1) "
              f"as the authors' head (seeds {seeds}; geometric mean [min, max] over seeds); full-batch GD, "
              f"{rec['config']['steps']} steps, η = {rec['config']['lr']}, θ-side (K + 1e-6·tr(K)/d·I)⁻¹ preconditioning. "
-             "`Id` is kept as a feature (Din = 79, as the authors' feat_size): the paper's Table 1 was computed "
-             "with it (spec pitfall 5 would drop it; `house_prices_split(drop_id=True)` does).", "", *WHY_MAIN, "",
+             "`Id` is kept as a feature (Din = 79): the authors' code keeps it (every column but LotArea and "
+             "SalePrice; feat_size = 79) and the paper states Din = 79, so Table 1 was computed with it. Spec "
+             "pitfall 5 would drop it: the runs without it are reported below the tables.", "", *WHY_MAIN, "",
              f"**Main table: {METRIC_LABEL[MAIN[0]]}, {SCHEDULE_LABEL[MAIN[1]]}** (the paper's), the other three "
              "RIRs beside it.", "",
              "| method | (i) ↑ | (ii) ↓ | RIR ↑ | RIR: authors' κ, per-step λ | RIR: nonzero κ, frozen λ | "
