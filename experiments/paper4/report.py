@@ -21,10 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import house  # noqa: E402  (experiments/paper4/house.py: the House Prices section)
 
 METHODS = ("ours", "opt_kappa", "rill_only")
-LABEL = {"ours": "Ours (Alg. 1)", "opt_kappa": "Opt κ (reconstructed)", "rill_only": "R_ill Only",
-         "ours_right_precond": "Ours, ∇θ·K⁻¹ (public code's side; ablation)",
-         "ours_no_precond": "Ours, no K⁻¹ (ablation)", "ours_ridge_1e-2": "Ours, ridge 1e-2·tr(K)/d (ablation)", "whitening_ceiling": "θ = K_P^{-½} (RIR ceiling)"}
-PAPER_T1 = house.PAPER_T1
+LABEL = {**house.LABEL, "ours_right_precond": "Ours, ∇θ·K⁻¹ (public code's side; ablation)",
+         "ours_no_precond": "Ours, no K⁻¹ (ablation)", "ours_ridge_1e-2": "Ours, ridge 1e-2·tr(K)/d (ablation)",
+         "whitening_ceiling": "θ = K_P^{-½} (RIR ceiling)"}
 PAPER_T2 = {"rill_only": 1.93, "imma": 1.77, "opt_kappa": 69.73, "ours": 70.04}
 PAPER_SUCCESS = {"rill_only": 0, "imma": 1, "opt_kappa": 58, "ours": 90}
 RUN = "python experiments/paper4/run.py"
