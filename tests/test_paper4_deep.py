@@ -3,6 +3,7 @@ the ImageFolder reader, the ImageNet ResNet-18 and the GPU plan (dry run, missin
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -80,7 +81,8 @@ def test_deep_quick_pretrains_through_the_trainer_and_reloads_theta0(tmp_path, f
     from report import deep_section
 
     claims = []
-    assert any("RIR_θ₀" in line for line in deep_section(rec, claims)) and len(claims) == 1
+    assert any("RIR_θ₀" in line for line in deep_section(rec, claims)) and len(claims) == 2
+    assert all(c["verdict"] == "inconclusive (n = 1)" for c in claims)  # one seed: no interval
 
 
 # ---------------------------------------------------------------- paper scale: ImageFolder, ResNet-18, GPU plan
@@ -115,7 +117,9 @@ def test_missing_data_dir_is_one_line(tmp_path, monkeypatch):
         resolve_data_dir(None, "GEOMOPT_CARS", "Stanford Cars")
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/deep.py"), "--preset", "gpu",
                         "--imagenet-dir", str(tmp_path / "nowhere"), "--cars-dir", str(tmp_path), "--dry-run"],
-                       capture_output=True, text=True, timeout=60, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       capture_output=True, text=True, timeout=60,
+                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+                            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {})})
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr
 
 

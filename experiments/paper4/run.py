@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geomopt.immunization import ImmunizationConfig, LinearTask, immunization_ratios, immunize
+from geomopt.immunization import REGULARIZED_METHODS, ImmunizationConfig, LinearTask, immunization_ratios, immunize
 from geomopt.immunization import datasets
 from geomopt.immunization.algorithm import LAMBDA_SCHEDULES
 from geomopt.immunization.metrics import probe_norm_ratio_curve
@@ -36,7 +36,7 @@ from geomopt.results import REPO_ROOT, RunLog, run_meta, write_json
 
 # Paper: η = 0.005; 100 epochs (House Prices, ≈ 400 mini-batch steps of 64 on ~300 rows),
 # 30 epochs (MNIST). Full-batch GD here: 400 steps (tabular), 100 steps (digits).
-METHODS = ("ours", "rill_only", "opt_kappa")  # the regularized methods of the pair grids and the diabetes table
+METHODS = REGULARIZED_METHODS  # the pair grids and the diabetes table
 TABULAR = ImmunizationConfig(steps=400, lr=0.005, ridge=1e-6, log_every=10, lambda_schedule="per_step")
 DIGITS = ImmunizationConfig(steps=100, lr=0.005, ridge=1e-6, log_every=100, lambda_schedule="per_step")
 # House Prices (Table 1): the paper's 100 epochs of the authors' loader (200 rows, batch 64, drop_last:

