@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import require_data
 
+from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json
 
 TINY_GPT = ["n_layer=1", "n_head=2", "n_embd=32", "seq_len=32", "batch_size=4", "total_tokens=1024",
@@ -32,7 +33,9 @@ def runner():
 def test_cpu_plan_shared_lr_sweep_and_images(runner, tmp_path):
     configs = runner.plan("full", "cpu", tmp_path, [], [])
     names = [c.name for c in configs]
-    assert len(names) == len(set(names)) == 12 + 12 + 12  # shared 4×3, sweep 4×3 lrs on s0, image 4×3
+    sweep = sum(len(runner.grid(spec, "full")) for spec in runner.load_methods()["gpt"]["tuned"].values())
+    assert len(names) == len(set(names)) == 12 + sweep + 12  # shared 4×3, the lr grids on s0, image 4×3
+    assert sweep == 4 * 5  # five-point log grids ×3 apart, from the methods' search tables
     shared = {c.name.split("__")[1]: c for c in configs if c.name.startswith("shared__") and c.seed == 0}
     assert set(shared) == {"adamw", "muon", "soap", "deva_sinf"}
     # one lr 1e-3 for every optimizer and for the AdamW half; Muon's 5e-3 with 0.2·√max scaling is lr 1e-3 at RMS 1
@@ -96,11 +99,13 @@ def test_tiny_run_then_report(runner, tiny_results):
     assert "GPT tokens to target — one shared lr" in report and "per-method tuned lr" in report
     assert "Image classification" in report and "RMS(ΔW)" in report and "★" in report
     claims = json.loads((tiny_results / "claims.json").read_text())
-    assert all(set(c) >= {"claim", "command", "ours", "paper", "verdict"} for c in claims)
-    vs_muon = [c for c in claims if c["claim"].startswith("DeVA-S∞ saves tokens over muon")]
-    assert len(vs_muon) == 2 and all(c["paper"].startswith("6.6%") for c in vs_muon)
-    assert any(c["paper"].startswith("2.3%") for c in claims)
-    image = next(c for c in claims if "image" in c["claim"])
+    for c in claims:
+        validate(c)  # the registry schema (geomopt.report.claims)
+    vs_muon = [c for c in claims if c["statement"].startswith("DeVA-S∞ saves tokens over muon")]
+    assert len(vs_muon) == 2 and all(c["paper_value"].startswith("6.6%") for c in vs_muon)
+    assert any(c["paper_value"].startswith("2.3%") for c in claims)
+    assert "## Summary: claims and verdicts" in report and "## Protocol" in report
+    image = next(c for c in claims if "image" in c["statement"])
     assert "deva_sinf 0." in image["ours"]  # a computed accuracy, not a placeholder
     # report.py's lr choice is run.py's
     report_mod = _module("report")
@@ -121,3 +126,21 @@ def test_figures_draw_from_tiny_results(tiny_results, tmp_path):
     drawn, bad = draw_all(tiny_results.parent, tmp_path / "figs", only=names, out=lambda *_: None)
     assert (drawn, bad) == (3, [])
     assert all((tmp_path / "figs" / f"{n}.png").exists() for n in names)
+
+
+def test_tuning_protocol_plans_verdict_runs_from_its_record(runner, tmp_path):
+    """--tune: the chosen values of tuning.json (every key, not only lr) on seeds disjoint from seed 0."""
+    from geomopt.train import tune
+
+    spaces = {m: tune.split_search(spec)[1] for m, spec in runner.load_methods()["gpt"]["tuned"].items()}
+    assert all("optim.lr" in {p.key for p in sp} for sp in spaces.values())
+    assert {p.key for p in spaces["muon"]} >= {"adamw.lr"}  # the AdamW half is tuned on its own
+    searches = {}
+    for m, space in spaces.items():
+        searches[m] = tune.tune(space, lambda v: abs(math.log(v["optim.lr"] / 2e-3)), budget=6)
+    tune.write_tuning(tmp_path / "tuning.json", searches, budget=6)
+    planned = runner.plan_protocol("full", "cpu", tmp_path, [])
+    assert {c.seed for c in planned} == set(runner.VERDICT_SEEDS["full"]) and 0 not in {c.seed for c in planned}
+    muon = next(c for c in planned if c.name.startswith("protocol__muon"))
+    assert muon.optim["lr"] == searches["muon"].chosen["optim.lr"]
+    assert muon.adamw["lr"] == searches["muon"].chosen["adamw.lr"]

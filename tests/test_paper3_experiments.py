@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_run
 
 RUN = REPO_ROOT / "experiments/paper3/run.py"
@@ -38,7 +39,7 @@ def _plan(run_mod, mode, preset, tmp_path):
 def test_full_cpu_plan(run_mod, tmp_path):
     planner, plan = _plan(run_mod, "full", "cpu", tmp_path)
     methods = planner.methods
-    assert len(plan["sweep"]) == sum(len(s["lr_grid"]) for s in methods["image"].values())
+    assert len(plan["sweep"]) == sum(len(run_mod.tune.planned_grid(s)) for s in methods["image"].values())
     assert len(plan["seeds"]) == 2 * len(methods["image"])  # seeds 1, 2 at the chosen lr
     assert {c.seed for c in plan["seeds"]} == {1, 2}
     assert {c.optim["p"] for c in plan["p"]} == {2.0, 2.5, 4.0}  # p = 3 is the main sweep
@@ -74,7 +75,7 @@ def test_chosen_lr_reads_the_sweep(run_mod, tmp_path):
     from geomopt.results import RunLog
 
     planner = run_mod.Planner("full", "cpu", tmp_path / "res", tmp_path / "ck", {})
-    grid = planner.methods["image"]["lion"]["lr_grid"]
+    grid = run_mod.tune.planned_grid(planner.methods["image"]["lion"])
     assert planner.chosen_lr("lion") == (planner.methods["image"]["lion"]["lr"], False)
     for i, lr in enumerate(grid):
         cfg = planner.config("image", "lion", lr, 0)
@@ -121,8 +122,10 @@ def test_report_on_tiny_run(tiny_results):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(math.isfinite(float(c.split()[0])) for c in cells[2:])  # 3 NLLs + 3 accuracies, computed
     claims = json.loads((out / "claims.json").read_text())
-    assert claims and all(set(c) == {"claim", "command", "ours", "paper", "verdict"} for c in claims)
-    assert any("final test accuracy" in c["claim"] for c in claims)
+    for c in claims:
+        validate(c)  # the registry schema (geomopt.report.claims)
+    assert claims and any("final test accuracy" in c["statement"] for c in claims)
+    assert "## Summary: claims and verdicts" in report and "## Protocol" in report
     assert any(ch.isdigit() for c in claims for ch in c["ours"])
 
 

@@ -16,7 +16,7 @@ def test_reproduce_paper1_quick_end_to_end(tmp_path):
     report = (res / "paper1" / "REPORT.md").read_text()
     assert "## Tokens to target" in report and "shrink_adamw" in report
     claims = json.loads((res / "paper1" / "claims.json").read_text())
-    assert claims and all(c["verdict"] and c["ours"] for c in claims)
+    assert claims and all(c["verdict_word"] and c["ours"] for c in claims)
     for check in ("localization", "bayes_shrinkage", "cauchy_convergence", "real_noise"):
         assert json.loads((res / "theory" / f"{check}.json").read_text())["meta"]["quick"] is True
     assert (tmp_path / "figures" / "quick" / "paper1" / "curves_clean.png").exists()

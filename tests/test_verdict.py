@@ -71,7 +71,7 @@ def test_tokens_saving_when_every_seed_reaches():
     assert r.saving is not None and r.saving.n == 3
     assert r.saving.low < r.saving.mean < r.saving.high < 1
     assert r.saving.mean == pytest.approx(0.2, abs=0.01)
-    assert r.verdict.word == "reproduced" and r.reached == "3/3"
+    assert r.decision.word == "reproduced" and r.reached == "3/3"
 
 
 def test_not_reached_falls_back_to_the_final_loss_verdict():
@@ -80,7 +80,7 @@ def test_not_reached_falls_back_to_the_final_loss_verdict():
     r = V.tokens_to_target_verdict(slow, base)
     assert r.saving is None and r.reached == "0/3"
     assert all(t == math.inf for t in r.T_method.values())
-    assert r.verdict.word == "contradicted" and "not reached" in r.verdict.why
+    assert r.decision.word == "contradicted" and "not reached" in r.decision.why
     # a diverged method run does not reach the target, even if its curve got there before diverging
     fast = {s: _curve(800, failed=(s == 0)) for s in range(3)}
     r = V.tokens_to_target_verdict(fast, base)

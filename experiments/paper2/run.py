@@ -26,6 +26,7 @@ from pathlib import Path
 
 from geomopt.results import REPO_ROOT, load_runs
 from geomopt.train.config import ConfigError, TrainConfig
+from geomopt.train import tune
 from geomopt.train.sweep import method_config, run_sweep, sweep_session
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +63,10 @@ SHARED_LR = 1e-3
 RMS_STEPS = {"full": 30, "quick": 8}
 # Quick mode sweeps two grid points per method (the lowest two), full mode the whole grid.
 QUICK_GRID = 2
+# The tuning protocol (--tune): trials per method, all on seed 0 and the selection split; the
+# verdict runs at the chosen values then use seeds disjoint from the tuning seed.
+TUNE_BUDGET = {"full": 16, "quick": 3}
+VERDICT_SEEDS = {"full": [1, 2, 3], "quick": [1]}
 
 
 def load_methods() -> dict[str, dict]:
@@ -69,8 +74,7 @@ def load_methods() -> dict[str, dict]:
 
 
 def make_config(preset: Path, method: dict, overrides: list[str], name: str, out_dir: Path) -> TrainConfig:
-    method = {k: v for k, v in method.items() if k != "lr_grid"}
-    return method_config(preset, method, overrides, name, out_dir, "paper2")
+    return method_config(preset, method, overrides, name, out_dir, "paper2")  # drops the search table
 
 
 def _scale(mode: str, preset: str, task: str) -> list[str]:
@@ -85,8 +89,28 @@ def lr_tag(lr: float) -> str:
 
 
 def grid(method: dict, mode: str) -> list[float]:
-    g = [float(x) for x in method["lr_grid"]]
+    """The optim.lr grid of the method's search space (geomopt.train.tune, methods.toml ``search``)."""
+    g = tune.planned_grid(method, "optim.lr")
     return g[:QUICK_GRID] if mode == "quick" else g
+
+
+def tune_gpt(mode: str, preset: str, out: Path, extra: list[str]) -> dict:
+    """The tuning protocol for the tuned setting: each method's search space, the same budget of seed-0
+    trials on the selection split (runs under <out>/tuning/), the record in <out>/tuning.json."""
+    methods, path = load_methods()["gpt"]["tuned"], PRESETS[preset]["gpt"]
+    scale = _scale(mode, preset, "gpt") + extra
+
+    def make(m: str, rest: dict, over: list[str], trial: str) -> TrainConfig:
+        return make_config(path, rest, scale + over, f"select__{m}__{trial}", out / "tuning")
+    return tune.search_methods(methods, make, TUNE_BUDGET[mode], out / "tuning.json")
+
+
+def plan_protocol(mode: str, preset: str, out: Path, extra: list[str]) -> list[TrainConfig]:
+    """Verdict runs at the values chosen by ``tune_gpt`` (all keys), on seeds disjoint from the tuning seed."""
+    methods, path = load_methods()["gpt"]["tuned"], PRESETS[preset]["gpt"]
+    scale = _scale(mode, preset, "gpt") + extra
+    return [make_config(path, methods[m], scale + tune.overrides(values) + [f"seed={seed}"], f"protocol__{m}__s{seed}",
+                        out) for m, values in tune.chosen(out / "tuning.json").items() for seed in VERDICT_SEEDS[mode]]
 
 
 def best_lrs(out_dir: Path) -> dict[str, float]:
@@ -191,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
     ap.add_argument("--image-data-dir", default="", help="CIFAR-10 batches for --preset gpu (or $GEOMOPT_CIFAR10)")
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    ap.add_argument("--tune", action="store_true", help="run the tuning protocol (geomopt.train.tune) for the "
+                    "tuned GPT methods -> <out>/tuning.json, then their verdict runs on seeds disjoint from it")
     ap.add_argument("--gpt", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every GPT run")
     ap.add_argument("--image", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every image run")
     args = ap.parse_args(argv)
@@ -205,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"paper2: {e}", file=sys.stderr)
         return 2
+    if args.tune and not args.dry_run:
+        with sweep_session(out) as start:
+            searches = tune_gpt(mode, args.preset, out, gpt_extra)
+            print("paper2: tuned " + "; ".join(f"{m}: {s.chosen}" for m, s in searches.items()))
+            run_sweep(plan_protocol(mode, args.preset, out, gpt_extra), since=start)
+        return 0
     if args.dry_run:
         for c in configs:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} adamw={c.adamw} "

@@ -7,7 +7,7 @@ image classification (the Table 1 analogue) and on a character-level GPT, with a
     python experiments/paper3/run.py --preset gpu --cifar-dir DIR --fineweb-dir DIR   # ResNet-18, GPT-2 124M
 
 Full mode, per task (the plan is data: ``--dry-run`` prints it):
-  1. images, lr sweep: every method of methods.toml [image.*] at each lr of its ``lr_grid``, seed 0;
+  1. images, lr sweep: every method of methods.toml [image.*] at each lr of its search grid, seed 0;
   2. images, seeds 1 and 2 at each method's winning lr (lowest final train NLL on seed 0: the choice
      never looks at the test set); the winners are read from the results files of step 1;
   3. images, p sweep: both Stacey variants at p ∈ {2, 2.5, 4} (p = 3 is step 1), each p with its own
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from geomopt.report.budget import train_nll_at
 from geomopt.results import REPO_ROOT, read_run
+from geomopt.train import tune
 from geomopt.train.config import ConfigError, TrainConfig, apply_overrides, from_dict
 from geomopt.train.sweep import add_jobs_argument, as_overrides, run_sweep, sweep_session, toml_value
 
@@ -124,7 +125,7 @@ class Planner:
         """Images: every method at every lr of its grid (full) or at its ``lr`` (quick), seed 0."""
         out = []
         for method, spec in self.methods["image"].items():
-            grid = spec["lr_grid"] if self.mode == "full" else [spec["lr"]]
+            grid = tune.planned_grid(spec) if self.mode == "full" else [spec["lr"]]
             out += [self.config("image", method, lr, 0) for lr in grid]
         return out
 
@@ -135,7 +136,7 @@ class Planner:
         if self.mode == "quick":
             return spec["lr"], False
         scores = {}
-        for lr in spec["lr_grid"]:
+        for lr in tune.planned_grid(spec):
             cfg = self.config("image", method, lr, 0)
             try:
                 meta, rows = read_run(cfg.out_path)

@@ -121,16 +121,16 @@ def section(rec) -> tuple[list[str], list[dict]]:
                       f"{LABEL[m]} {_geo(_rows(sub, 'authors', 'frozen', m), 'authors', 'rir')} / "
                       f"{_geo(_rows(sub, 'nonzero', 'frozen', m), 'nonzero', 'rir')}" for m in METHODS) + ".", ""]
     recs = records(rec, seeds)
-    verdict = {r["id"]: r["verdict"] for r in recs}
+    label_of = {r["id"]: r["verdict"] for r in recs}
     ours = _rows(rec, *MAIN, "ours")
     lines += ["**Verdicts by regime** (from the claim records below; 'Ours' RIR exceeds Opt κ's', paired over ω₀ "
               "seeds):", ""]
     lines += [f"- {METRIC_LABEL[a]}, {SCHEDULE_LABEL[b]}{' (the paper’s)' if (a, b) == MAIN else ''}: "
-              f"**{verdict[f't1-house-ours-vs-optk-{a}-{b}']}**" for a, b in REGIMES]
+              f"**{label_of[f't1-house-ours-vs-optk-{a}-{b}']}**" for a, b in REGIMES]
     lines += ["", f"Sizes in the paper's regime: Ours (i) {_geo(ours, MAIN[0], 'i')}, (ii) {_geo(ours, MAIN[0], 'ii')}, "
               f"RIR {_geo(ours, MAIN[0], 'rir')}; the paper: " + " / ".join(map(str, PAPER_T1["ours"])) + ". "
-              f"Ours' RIR against R_ill Only: **{verdict['t1-house-ours-vs-rill_only']}**; against task only: "
-              f"**{verdict['t1-house-ours-vs-task_only']}**.", ""]
+              f"Ours' RIR against R_ill Only: **{label_of['t1-house-ours-vs-rill_only']}**; against task only: "
+              f"**{label_of['t1-house-ours-vs-task_only']}**.", ""]
     return lines, recs
 
 

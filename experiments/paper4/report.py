@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     theory = args.results / "theory" / "immunization_linear.json"
     if theory.exists():
         t = read_json(theory)
-        body += ["## Theory (theory/immunization_linear.py)", "", f"Verdict: **{t['verdict']}** — {t['summary']}", ""]
+        body += ["## Theory (theory/immunization_linear.py)", "", f"**{V.theory(t).label}** — {t['summary']}", ""]
         body += [f"- {n}" for n in t.get("notes", [])] + [""]
     if (res / "house_prices.json").exists():
         lines, recs = house.section(read_json(res / "house_prices.json"))

@@ -86,13 +86,26 @@ def theory_records(results: Path) -> list[dict]:
     return out
 
 
+def _paper_records(path: Path) -> list[dict]:
+    """A report's records; a file that breaks the schema (written before the registry existed) becomes
+    one record saying so, never a silent gap."""
+    try:
+        recs = read_json(path)
+        for r in recs:
+            validate(r)
+        return recs
+    except (ValueError, TypeError, AttributeError) as e:
+        paper = path.parent.name
+        why = f"{path.parent.name}/claims.json breaks the registry schema ({str(e)[:80]}); re-run its report.py"
+        return [record(paper, "claims-file", f"the claims of {paper}", "—", "—", "—", V.not_testable(why), {},
+                       f"experiments/{paper}/report.py", f"python experiments/{paper}/report.py")]
+
+
 def build(results: Path) -> list[dict]:
     """Every paper report's records, then every theory record; ordered by paper (stable)."""
     recs = []
     for path in sorted(results.glob("paper*/claims.json")):
-        for r in read_json(path):
-            validate(r)
-            recs.append(r)
+        recs += _paper_records(path)
     ids = {(r["paper"], r["id"]) for r in recs}
     recs += [r for r in theory_records(results) if (r["paper"], r["id"]) not in ids]
     seen = set()

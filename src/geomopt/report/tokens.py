@@ -2,9 +2,9 @@
 
 T = tokens at the first evaluation whose val loss ≤ L*, refined by interpolating
 log-loss linearly in tokens between that evaluation and the previous one (an
-eval grid of 2.5% granularity cannot resolve a 2% effect otherwise). The saving
-of a method over a baseline is 1 − T_method / T_baseline; over seeds we report
-the mean and a Student-t 95% confidence interval.
+eval grid of 2.5% granularity cannot resolve a 2% effect otherwise). Savings,
+pairing and verdicts live in :mod:`geomopt.report.verdict`; here: T, and the
+descriptive per-arm mean interval of the report tables.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 
@@ -41,6 +40,7 @@ class Interval:
     low: float
     high: float
     n: int
+    failed: int = 0  # non-finite values among the n (a failed run is counted, never dropped)
 
     def fmt(self, pct: bool = True, digits: int = 1) -> str:
         k = 100.0 if pct else 1.0
@@ -48,6 +48,8 @@ class Interval:
         f = f"{{:+.{digits}f}}"
         if self.n == 0:
             return "n/a"
+        if self.failed:
+            return f"— ({self.failed}/{self.n} runs failed)"
         if self.n < 2 or not math.isfinite(self.low):
             return f"{f.format(k * self.mean)}{unit} (n={self.n})"
         return (f"{f.format(k * self.mean)}{unit} [{f.format(k * self.low)}, {f.format(k * self.high)}] "
@@ -55,44 +57,17 @@ class Interval:
 
 
 def mean_interval(values, level: float = 0.95) -> Interval:
-    """Mean and Student-t interval; with fewer than two finite values the interval is NaN."""
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    """Mean and Student-t interval of one arm's values (descriptive; comparisons are paired in
+    geomopt.report.verdict). A non-finite value is a failed run: it is counted (``failed``) and makes
+    the mean undefined (NaN), never silently dropped. Fewer than two values: NaN bounds."""
+    v = np.asarray(list(values), dtype=float)
     if v.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
+    bad = int((~np.isfinite(v)).sum())
+    if bad:
+        return Interval(math.nan, math.nan, math.nan, int(v.size), bad)
     m = float(v.mean())
     if v.size < 2:
         return Interval(m, math.nan, math.nan, int(v.size))
     half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     return Interval(m, m - half, m + half, int(v.size))
-
-
-def savings_table(evals: pd.DataFrame, baseline: str, target: float | None = None,
-                  method_col: str = "optimizer") -> tuple[float, pd.DataFrame]:
-    """Per-method tokens-to-target and saving against ``baseline``.
-
-    ``evals`` has one row per evaluation with columns ``method_col``, ``seed``,
-    ``tokens``, ``val_loss``. The target defaults to the baseline's final val loss
-    (mean over its seeds). Savings pair seeds where the baseline has the same seed,
-    else use the baseline's mean T. Returns (target, table).
-    """
-    evals = evals.dropna(subset=["val_loss"]).sort_values("tokens")
-    base = evals[evals[method_col] == baseline]
-    if base.empty:
-        raise ValueError(f"baseline {baseline!r} has no evaluations; methods present: "
-                         f"{sorted(evals[method_col].unique())}")
-    if target is None:
-        target = float(base.groupby("seed")["val_loss"].last().mean())
-    T = {(m, s): tokens_to_target(g["tokens"], g["val_loss"], target)
-         for (m, s), g in evals.groupby([method_col, "seed"])}
-    base_T = {s: t for (m, s), t in T.items() if m == baseline}
-    base_mean = float(np.mean([t for t in base_T.values() if math.isfinite(t)])) if base_T else math.nan
-    rows = []
-    for m in sorted(evals[method_col].unique()):
-        seeds = sorted(s for (mm, s) in T if mm == m)
-        ts = [T[(m, s)] for s in seeds]
-        sav = [1 - T[(m, s)] / base_T.get(s, base_mean) for s in seeds]
-        final = evals[evals[method_col] == m].groupby("seed")["val_loss"].last()
-        rows.append({method_col: m, "seeds": len(seeds), "reached": sum(math.isfinite(t) for t in ts),
-                     "tokens_to_target": float(np.mean(ts)) if all(map(math.isfinite, ts)) else math.inf,
-                     "saving": mean_interval(sav), "final_val_loss": mean_interval(final.tolist())})
-    return target, pd.DataFrame(rows)

@@ -22,9 +22,10 @@ Statistics
   → reproduced; wholly on the other side → contradicted; otherwise (it covers "no effect", or
   fewer than two pairs) → inconclusive (n = pairs).
 - **Tokens to target** (``TOKENS_RULE``): the target of seed s is the final val loss of the
-  baseline's seed-s run (paired, so the baseline always reaches it); T = first (log-interpolated) token count reaching it (``report.tokens.tokens_to_target``),
-  ∞ if never reached or the run failed. The saving is reported only when every paired seed of
-  both arms reaches the target; otherwise the verdict is the paired Δ-final-loss verdict.
+  baseline's seed-s run (paired, so a finished baseline always reaches it); T = the first
+  (log-interpolated) token count reaching it (``report.tokens.tokens_to_target``), ∞ if never
+  reached or the run failed. The saving is reported only when every paired seed of both arms
+  reaches the target; otherwise the verdict is the paired Δ-final-loss verdict.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ def not_testable(why: str) -> Verdict:
     return Verdict(NOT_TESTABLE, None, why)
 
 
+def inconclusive(n: int, why: str) -> Verdict:
+    """Too few independent repeats to form an interval (e.g. a single-seed sweep's argmax)."""
+    return Verdict(INCONCLUSIVE, n, why)
+
+
 def exact(holds: bool, why: str = "") -> Verdict:
     """A seed-free (deterministic) measurement: the claimed inequality holds or it does not."""
     return Verdict(REPRODUCED if holds else CONTRADICTED, 1, why)
@@ -101,14 +107,14 @@ def exact(holds: bool, why: str = "") -> Verdict:
 def theory(record: Mapping | None) -> Verdict:
     """THE mapping of a theory check (results/theory/<check>.json, PASS/FAIL) into the vocabulary:
     a check is an exact numeric test of the quoted claim, so PASS → reproduced, FAIL → contradicted;
-    a record from the quick mode is not the claim's test → inconclusive (quick mode); none →
+    a record from the quick mode (meta.quick, or ``quick`` in a report's theory row) is not the claim's test → inconclusive (quick mode); none →
     not testable here (not run)."""
     if record is None:
         return not_testable("theory check not run")
-    if record.get("meta", {}).get("quick"):
+    if record.get("meta", {}).get("quick") or record.get("quick"):
         return Verdict(INCONCLUSIVE, 0, "quick-mode record")
-    if record["verdict"] not in ("PASS", "FAIL"):
-        raise ValueError(f"theory verdict {record['verdict']!r} unknown; a check writes PASS or FAIL")
+    if record["verdict"] not in ("PASS", "FAIL"):  # e.g. "—" in a report's row of a missing record
+        return not_testable(f"theory check not run ({record['verdict']})")
     return exact(record["verdict"] == "PASS", f"theory check {record['verdict']}")
 
 
@@ -240,7 +246,7 @@ class TokensResult:
     T_baseline: dict
     saving: Interval | None  # None unless every paired seed of both arms reached the target
     delta_final: Paired
-    verdict: Verdict
+    decision: Verdict
     reached: str = ""  # "k/n" method seeds reaching the target
 
 
@@ -289,6 +295,20 @@ def tokens_to_target_verdict(method: Mapping[int, Curve], baseline: Mapping[int,
     if any(delta.failures):
         why += f"; failed runs: method {delta.failures[0]}, baseline {delta.failures[1]}"
     return TokensResult(target, Tm, Tb, None, delta, decide(delta.interval, "lower", why), reached)
+
+
+def run_curves(evals, key: str, column: str = "val_loss") -> dict:
+    """{key value: {seed: Curve}} from a ``load_runs`` frame (columns key, seed, tokens, ``column``,
+    path); a run whose file header says ``nonfinite`` (diverged) is a failed Curve."""
+    from geomopt.results import read_run
+
+    status = {p: read_run(p)[0].get("status") for p in evals["path"].unique()}
+    out: dict = {}
+    ev = evals.dropna(subset=[column]).sort_values("tokens")
+    for (k, seed, path), g in ev.groupby([key, "seed", "path"]):
+        out.setdefault(k, {})[int(seed)] = Curve(g["tokens"].tolist(), g[column].tolist(),
+                                                 status[path] == "nonfinite")
+    return out
 
 
 def legend(words: Sequence[str] | None = None) -> list[str]:

@@ -73,6 +73,7 @@ class TrainConfig:
     eval_every: int = 0  # tokens (images) between evaluations; 0 = at the start and the end only
     eval_tokens: int = 65536  # GPT: validation tokens (the first ones of the val split, fixed)
     eval_batches: int = 0  # image: test batches per evaluation; 0 = the whole test set
+    eval_split: str = "report"  # "report" (val_* keys) | "select": the tuner's held-out split (select_* keys)
     log_every: int = 1  # steps between train-loss rows (each one syncs with the device)
     progress: bool = True  # tqdm bar on stderr when it is a terminal
     # outputs ({name} is replaced by the run name)
@@ -104,6 +105,7 @@ _CHOICES = {
     "norm": ("layernorm", "rmsnorm"),
     "activation": ("gelu", "relu2"),
     "model": tuple(IMAGE_MODELS),
+    "eval_split": ("report", "select"),
 }
 _POSITIVE = ("n_layer", "n_head", "n_embd", "width", "batch_size", "seq_len", "grad_accum", "log_every",
              "eval_tokens")

@@ -167,7 +167,8 @@ class Trainer:
                 if main:
                     self.log.flush(status="running")
                 if not bar.disable:
-                    bar.write(f"step {self.step}: val_loss {row['val_loss']:.4f}")
+                    bar.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                                               if k.endswith("_loss")))
             if self._checkpoint_due(self.step):
                 self.checkpoint()
         bar.close()

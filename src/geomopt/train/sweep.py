@@ -30,6 +30,7 @@ from geomopt.optim import get_spec
 from geomopt.results import REPO_ROOT, _jsonable, read_run
 from geomopt.train.config import TrainConfig, apply_overrides, from_dict
 from geomopt.train.loop import NonFiniteLoss
+from geomopt.train.tune import split_search
 
 
 @dataclass
@@ -85,6 +86,7 @@ def method_config(preset: Path, method: dict, overrides: list[str], name: str, o
     ``checkpoints/<paper>/<out_dir name>-<hash of out_dir>/<name>`` so that a test's tiny run never
     resumes into a real one.
     """
+    method, _ = split_search(method)  # the search table is the tuner's, not a config key
     raw = tomllib.loads(Path(preset).read_text())
     preset_optim = raw.pop("optim", {})
     if method.get("optimizer", raw.get("optimizer")) == raw.get("optimizer"):

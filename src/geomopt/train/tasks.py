@@ -5,6 +5,15 @@ on every rank), splits it into ``world x grad_accum`` equal micro-batches and ha
 rank its share, so a run with W processes sees exactly the samples of a one-process
 run with the same global batch. Its ``state_dict`` (generator + position) goes into
 checkpoints.
+
+Evaluation splits (``cfg.eval_split``; issue 12's rule that selection never reads what a verdict reads):
+- ``"report"``: GPT: the first ``eval_tokens`` of the validation stream; images: the test set.
+  Metrics are logged as ``val_loss`` / ``val_acc``.
+- ``"select"``: GPT: as many windows from the END of the validation stream (an error if they would
+  overlap the report windows); images: a fixed 10% of the training set (a permutation of seed
+  ``HOLDOUT_SEED``, the same for every run seed), removed from training in that run. Metrics are
+  logged as ``select_loss`` / ``select_acc`` only. Tuning runs use "select"; verdict runs use
+  "report" and train on the whole training set.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomopt.data import DataMissing
-from geomopt.data.images import augment, draw_augment, load_images, normalize, select_classes
+from geomopt.data.images import (ImageData, ImageSet, augment, draw_augment, load_images, make_image_data,
+                                 normalize, select_classes)
 from geomopt.data.text import load_text, window_counts, windows
 from geomopt.models.gpt import GPT, GPTConfig
 from geomopt.models import IMAGE_MODELS
@@ -25,6 +35,25 @@ from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train.dist import DistInfo, all_reduce_sum
 
 DATA_SEED_OFFSET = 0x5EED  # the sampler's stream differs from the model-init stream of the same seed
+HOLDOUT_SEED = 0x5E1EC7  # the image selection split: one fixed permutation, independent of the run seed
+HOLDOUT_FRACTION = 0.1
+
+
+def metric_prefix(split: str) -> str:
+    """Key prefix of the evaluation metrics: val_* for the report split, select_* for selection."""
+    return {"report": "val", "select": "select"}[split]
+
+
+def _stream(arrays: list, need: int, from_end: bool) -> np.ndarray:
+    """The first (or last) ``need`` tokens of the concatenated arrays (fewer if there are fewer)."""
+    parts, have = [], 0
+    for a in (reversed(arrays) if from_end else arrays):
+        take = need - have
+        parts.append(np.asarray(a[-take:] if from_end else a[:take]))
+        have += len(parts[-1])
+        if have >= need:
+            break
+    return np.concatenate(parts[::-1] if from_end else parts).astype(np.int64)
 
 
 class Task:
@@ -67,18 +96,18 @@ class GPTTask(Task):
         self.val = self._val_windows(cfg.eval_tokens, T)
 
     def _val_windows(self, eval_tokens: int, T: int) -> torch.Tensor:
-        """The fixed validation set: consecutive windows from the start of the val split."""
-        need, parts, have = eval_tokens + 1, [], 0
-        for a in self.data.val:
-            parts.append(np.asarray(a[: need - have]))
-            have += len(parts[-1])
-            if have >= need:
-                break
-        stream = np.concatenate(parts).astype(np.int64)
-        n = min(eval_tokens // T, (len(stream) - 1) // T)
+        """The fixed evaluation set: consecutive windows from the start of the val split ("report")
+        or the same number from its end ("select"), which must not overlap the report windows."""
+        total = sum(len(a) for a in self.data.val)
+        n = min(eval_tokens // T, (total - 1) // T)
         if n <= 0:
             raise ConfigError(f"eval_tokens={eval_tokens} gives no validation window of seq_len={T}; "
                               f"raise eval_tokens to at least seq_len")
+        if self.cfg.eval_split == "select" and 2 * (n * T + 1) > total:
+            raise ConfigError(f"eval_split='select': {n} windows of {T + 1} tokens from the end of the "
+                              f"{total:,}-token validation stream would overlap the report windows; lower "
+                              "eval_tokens to at most half the validation tokens")
+        stream = _stream(self.data.val, n * T + 1, from_end=self.cfg.eval_split == "select")
         idx = np.arange(n)[:, None] * T + np.arange(T + 1)
         return torch.from_numpy(stream[idx]).to(self.device)
 
@@ -117,7 +146,7 @@ class GPTTask(Task):
             total[1] += chunk[:, 1:].numel()
         all_reduce_sum(total, self.info)
         model.train(was_training)
-        return {"val_loss": (total[0] / total[1]).item()}
+        return {f"{metric_prefix(self.cfg.eval_split)}_loss": (total[0] / total[1]).item()}
 
 
 class ImageTask(Task):
@@ -129,6 +158,8 @@ class ImageTask(Task):
                 data = select_classes(data, cfg.classes)
             except ValueError as e:
                 raise ConfigError(f"{e}; fix classes in the config") from None
+        if cfg.eval_split == "select":
+            data = holdout_split(data)
         self.data = data.to(device)
         n = len(self.data.train)
         if cfg.batch_size > n:
@@ -184,7 +215,8 @@ class ImageTask(Task):
             total[2] += len(i)
         all_reduce_sum(total, self.info)
         model.train(was_training)
-        return {"val_loss": (total[0] / total[2]).item(), "val_acc": (total[1] / total[2]).item()}
+        k = metric_prefix(self.cfg.eval_split)
+        return {f"{k}_loss": (total[0] / total[2]).item(), f"{k}_acc": (total[1] / total[2]).item()}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "perm": self.perm.clone(), "pos": self.pos}
@@ -192,6 +224,17 @@ class ImageTask(Task):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.perm, self.pos = state["perm"], state["pos"]
+
+
+def holdout_split(data: ImageData) -> ImageData:
+    """Train on all but a fixed ``HOLDOUT_FRACTION`` of the training images and evaluate on those
+    (the tuner's selection split; the test set is not touched)."""
+    n = len(data.train)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
+    k = max(1, int(HOLDOUT_FRACTION * n))
+    hold, keep = perm[:k].sort().values, perm[k:].sort().values
+    t = data.train
+    return make_image_data(ImageSet(t.x[keep], t.y[keep]), ImageSet(t.x[hold], t.y[hold]), data.num_classes)
 
 
 def make_task(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Task:

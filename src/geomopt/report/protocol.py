@@ -1,0 +1,75 @@
+"""The **Protocol** section every REPORT carries: per method, how its hyper-parameters were chosen
+(trials, grid, chosen values, whether the winner sits at an edge of its grid), then the
+comparison rules of :mod:`geomopt.report.verdict`.
+
+Rows come from a tuning record (``results/paperN/tuning.json``, written by
+:mod:`geomopt.train.tune`) or, for results made before the tuning protocol existed, from the
+runs themselves (:func:`fixed_row`, :func:`sweep_row`), which say so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geomopt.report import verdict as V
+from geomopt.results import read_json
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _values(d: dict) -> str:
+    return ", ".join(f"{k} = {_fmt(v)}" for k, v in d.items()) or "—"
+
+
+def fixed_row(method: str, values: dict, source: str) -> dict:
+    """A method run at fixed hyper-parameters (no search): one trial, no grid."""
+    return {"method": method, "trials": 1, "grid": f"none ({source})", "chosen": _values(values),
+            "at_edge": "n/a (not tuned)", "selected_on": "—"}
+
+
+def sweep_row(method: str, hp: str, scores: dict[float, float], chosen: float, selected_on: str,
+              others: dict | None = None) -> dict:
+    """A one-hyper-parameter grid of an earlier protocol: the trials it ran and where the winner sits."""
+    grid = sorted(scores)
+    edge = "yes" if len(grid) > 1 and chosen in (grid[0], grid[-1]) else "no" if len(grid) > 2 else \
+        "n/a (fewer than 3 points)"
+    return {"method": method, "trials": len(grid), "grid": f"{hp} ∈ {_fmt(grid)}",
+            "chosen": _values({hp: chosen, **(others or {})}), "at_edge": edge, "selected_on": selected_on}
+
+
+def tuning_rows(tuning: dict) -> list[dict]:
+    """Rows of a ``geomopt.train.tune`` record (one per method)."""
+    rows = []
+    for m, t in tuning["methods"].items():
+        grid = "; ".join(f"{hp} ∈ {_fmt(vals)}" for hp, vals in t["grid"].items())
+        rows.append({"method": m, "trials": len(t["trials"]), "grid": grid, "chosen": _values(t["chosen"]),
+                     "at_edge": "yes" if t["at_edge"] else "no",
+                     "selected_on": f"{t['metric']} (seed {tuning['seed']}, {tuning['split']} split)"})
+    return rows
+
+
+def recorded_rows(results: Path) -> list[dict]:
+    """The rows of ``results/paperN/tuning.json`` when the tuning protocol has run there, else none."""
+    path = Path(results) / "tuning.json"
+    return [{**r, "method": f"{r['method']} (tuning protocol)"} for r in tuning_rows(read_json(path))] \
+        if path.exists() else []
+
+
+def protocol_section(rows: list[dict], notes: list[str]) -> list[str]:
+    out = ["## Protocol", "",
+           "| method | trials | grid | chosen values | at an edge | selected on |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['method']} | {r['trials']} | {r['grid']} | {r['chosen']} | {r['at_edge']} | "
+                   f"{r['selected_on']} |")
+    out += ["", *notes,
+            f"- Intervals: {V.INTERVAL_METHOD}.",
+            f"- Failures: {V.FAILURE_RULE}.",
+            f"- Significance: {V.SIGNIFICANCE_RULE}.",
+            f"- Tokens to target: {V.TOKENS_RULE}.", ""]
+    return out
