@@ -85,7 +85,8 @@ def test_deep_quick_pretrains_through_the_trainer_and_reloads_theta0(tmp_path, f
     from report import deep_section
 
     claims = []
-    assert any("RIR_θ₀" in line for line in deep_section(rec, claims)) and len(claims) == 1
+    assert any("RIR_θ₀" in line for line in deep_section(rec, claims)) and len(claims) == 2
+    assert all(c["verdict"] == "inconclusive (n = 1)" for c in claims)  # one seed: no interval
 
 
 # ---------------------------------------------------------------- paper scale: ImageFolder, ResNet-18, GPU plan

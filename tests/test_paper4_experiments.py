@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import os
+
 import pytest
 
-from geomopt.report.claims import validate
+from conftest import require_data
+from geomopt.report import claims as C
 from geomopt.results import REPO_ROOT, read_json, read_run
 
 # a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
@@ -17,9 +20,12 @@ MINIMAL_ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
+    require_data("house_prices")
     root = tmp_path_factory.mktemp("p4") / "results"
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    env.update({k: os.environ[k] for k in ("GEOMOPT_HOUSE_PRICES", "PYTHONPATH") if os.environ.get(k)})
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/run.py"), "--quick", "--out",
-                        str(root / "paper4"), "--only", "tabular", "digits", "curves"],
+                        str(root / "paper4"), "--only", "house", "tabular", "digits", "curves"],
                        capture_output=True, text=True, env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr
     return root
@@ -39,6 +45,20 @@ def test_quick_runner_writes_stamped_results(quick_results):
     assert set(read_json(out / "curves_digits.json")["curves"]) == {"identity", "ours", "rill_only", "opt_kappa"}
 
 
+def test_quick_house_prices_covers_methods_schedules_metrics(quick_results):
+    rec = read_json(quick_results / "paper4" / "house_prices.json")
+    assert rec["meta"]["config"]["quick"] is True and rec["din"] == 79 and rec["rank_P"] == 74
+    runs = {(r["method"], r["schedule"], r["omega_init"]) for r in rec["rows"]}
+    for m in ("opt_kappa", "ours"):
+        assert {(m, s, i) for s in ("frozen", "per_step") for i in ("normal", "zeros")} <= runs
+    assert {("rill_only", "frozen", "none"), ("rill_only", "per_step", "none"), ("task_only", "none", "normal"),
+            ("task_only", "none", "zeros")} <= runs
+    ident = next(r for r in rec["rows"] if r["method"] == "identity")
+    assert all(ident[m]["rir"] == 1.0 for m in ("nonzero", "authors"))
+    # θ stays invertible: D_P's least-squares loss is the one at Id (Def. 3.1(c))
+    assert all(abs(r["lstsq_loss_P"] - ident["lstsq_loss_P"]) < 1e-6 for r in rec["rows"])
+
+
 def test_report_writes_claims_from_results(quick_results):
     r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper4/report.py"), "--results",
                         str(quick_results)], capture_output=True, text=True)
@@ -46,9 +66,12 @@ def test_report_writes_claims_from_results(quick_results):
     claims = json.loads((quick_results / "paper4" / "claims.json").read_text())
     assert isinstance(claims, list) and claims
     for c in claims:
-        validate(c)  # the registry schema (geomopt.report.claims)
+        C.validate(c)  # the registry's schema, verdict words from geomopt.report.verdict
+    ids = {c["id"] for c in claims}
+    assert {f"t1-house-ours-vs-optk-{m}-{s}" for m in ("authors", "nonzero") for s in ("frozen", "per_step")} <= ids
     report = (quick_results / "paper4" / "REPORT.md").read_text()
-    assert "Table 1 analogue" in report and "IMMA" in report and "digits" in report
+    assert "Table 1: House Prices" in report and "Verdicts by regime" in report and "IMMA" in report
+    assert "not available offline" not in report
 
 
 def test_paper4_figures_draw_from_quick_results(quick_results, tmp_path):

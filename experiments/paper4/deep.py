@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from geomopt.data.images import ImageSet, load_images, normalize, select_classes
-from geomopt.immunization import METHODS, ImmunizationConfig, LinearTask, immunization_ratios, immunize, rir_theta0
+from geomopt.immunization import (REGULARIZED_METHODS, ImmunizationConfig, LinearTask, immunization_ratios, immunize,
+                                  rir_theta0)
 from geomopt.models import cnn_small
 from geomopt.results import REPO_ROOT, read_run, run_meta, write_json
 from geomopt.train import TrainConfig, Trainer
@@ -132,7 +133,7 @@ def run_deep(out: Path, quick: bool, seed: int = 0) -> dict:
         task = LinearTask(Z_P / scale, one_hot(yP) - one_hot(yP).mean(0), Z_H / scale)
         cfg = replace(DEEP, steps=30) if quick else DEEP
         rows, curves = [], {"theta0": probe_accuracy_curve(Z_H @ theta0, yH, Z_Ht @ theta0, yHt, 50)}
-        for method in METHODS:
+        for method in REGULARIZED_METHODS:
             res = immunize(task, replace(cfg, method=method), theta0=theta0)
             immunized = copy.deepcopy(model.state_dict())
             immunized["last_block.weight"] = torch.tensor(res.theta.T, dtype=torch.float32)

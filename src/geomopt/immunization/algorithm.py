@@ -3,6 +3,7 @@
 Every method runs the same loop; only its terms differ:
 
     ours       L(D_P,ω,θ) + λ_P·R_well(H_P) + λ_H·R_ill(H_H)          (Eq. 11, Alg. 1)
+    task_only  L(D_P,ω,θ)                                            (plain pre-training, Table 1's reference)
     rill_only  λ_H·R_ill(H_H)                                        (baseline)
     opt_kappa  L(D_P,ω,θ) + λ_P·log κ(H_P) + λ_H/log κ(H_H)          (baseline; **Reconstructed**
                from an unused loss in the public code, spec §2)
@@ -17,14 +18,21 @@ not preconditioned (Alg. 1). P_X is the preconditioner of the term's data set:
 ε = ``ridge`` · tr(K_X)/d (relative to the mean eigenvalue); a singular K_X with
 ridge = 0 is an error.
 
-**λ by gradient-norm balancing (our rule; the paper's is not public).** At every
-step each regularizer's preconditioned gradient is rescaled to the Frobenius
-norm of θ_t: λ_X,t = w_X·‖θ_t‖_F / ‖P_X(∇_θR_X)‖_F (w_X = ``weight_P/H``, 1 by
-default), so each term moves θ by the
-same relative amount η per step whatever the scale of R_ill (which spans many
-orders of magnitude: 1/D²). We balance against ‖θ‖_F rather than against
-‖∇_θL‖_F because ∇_θL = 0 at ω₀ = 0, where Alg. 1 starts, and again at the D_P
-optimum. Since ‖θ‖_F = √Din at θ = Id, η must shrink with Din (see the runner).
+**λ by gradient-norm balancing** (the paper: "set by balancing gradient norms"; its
+exact rule is not public). The balance is λ_X = w_X·‖θ‖_F / ‖P_X(∇_θR_X)‖_F
+(w_X = ``weight_P/H``, 1 by default), against ‖θ‖_F rather than ‖∇_θL‖_F because
+∇_θL = 0 at ω₀ = 0 and again at the D_P optimum. ``lambda_schedule``:
+
+    frozen    λ_X taken at step 0 and kept: fixed weights through training, as the
+              paper's λ_P, λ_H and the authors' config (λ_r1 = 100, λ_r2 = 1e7) are
+    per_step  λ_X,t re-balanced at every step (our earlier rule): each term moves θ by
+              the same relative amount η per step, which cancels how R_ill's and
+              1/log κ's gradients shrink as κ grows (for Opt κ, the 1/log²κ damping)
+
+Since ‖θ‖_F = √Din at θ = Id, η must shrink with Din (see the runner).
+
+**ω₀.** ``omega_init='zeros'`` (default) or 'normal': entries N(0, 1) from ``seed``, as
+the authors' code initialises the head (``torch.randn(feat_size, 1)``).
 """
 
 from __future__ import annotations
@@ -36,8 +44,11 @@ import numpy as np
 from geomopt.immunization import regularizers as R
 from geomopt.immunization.spectra import as_float64_matrix, as_square, condition_number, numerical_rank
 
-METHODS = ("ours", "rill_only", "opt_kappa")
+REGULARIZED_METHODS = ("ours", "rill_only", "opt_kappa")  # Alg. 1 and the baselines (every table's rows)
+METHODS = (*REGULARIZED_METHODS, "task_only")
 PRECONDITION_SIDES = ("left", "right", "none")
+LAMBDA_SCHEDULES = ("frozen", "per_step")
+OMEGA_INITS = ("zeros", "normal")
 
 
 @dataclass
@@ -49,6 +60,9 @@ class ImmunizationConfig:
     ridge: float = 1e-6
     weight_P: float = 1.0  # multiplies the balanced λ_P,t (relative step of the D_P regularizer)
     weight_H: float = 1.0  # multiplies the balanced λ_H,t
+    lambda_schedule: str = "per_step"
+    omega_init: str = "zeros"
+    seed: int = 0  # draws ω₀ when omega_init = 'normal'
     log_every: int = 1
 
     def __post_init__(self):
@@ -56,6 +70,10 @@ class ImmunizationConfig:
             raise ValueError(f"method {self.method!r} unknown; choose one of: {', '.join(METHODS)}")
         if self.precondition not in PRECONDITION_SIDES:
             raise ValueError(f"precondition {self.precondition!r} unknown; choose one of: {', '.join(PRECONDITION_SIDES)}")
+        if self.lambda_schedule not in LAMBDA_SCHEDULES:
+            raise ValueError(f"lambda_schedule {self.lambda_schedule!r} unknown; choose one of: {', '.join(LAMBDA_SCHEDULES)}")
+        if self.omega_init not in OMEGA_INITS:
+            raise ValueError(f"omega_init {self.omega_init!r} unknown; choose one of: {', '.join(OMEGA_INITS)}")
         if (self.steps < 0 or self.lr <= 0 or self.ridge < 0 or self.log_every < 1
                 or self.weight_P < 0 or self.weight_H < 0):
             raise ValueError("need steps >= 0, lr > 0, ridge >= 0, weights >= 0, log_every >= 1; "
@@ -158,6 +176,8 @@ def regularizer_terms(method: str, task: LinearTask) -> list[tuple[str, str, cal
             return -R.log_condition_grad_theta(th, task.K_H, rH(th)) / logk**2
         return [("log_kappa_P", "P", lambda th: R.log_condition_grad_theta(th, task.K_P, rP(th))),
                 ("inv_log_kappa_H", "H", inv_log_kappa_H)]
+    if method == "task_only":
+        return []
     raise ValueError(f"method {method!r} unknown; choose one of: {', '.join(METHODS)}")
 
 
@@ -168,31 +188,36 @@ class ImmunizationResult:
     history: list[dict]
     config: ImmunizationConfig
     diverged_at: int | None = None  # step at which θ or ω became non-finite (last finite iterate kept)
+    lambdas: dict = field(default_factory=dict)  # each term's last λ (the step-0 one when frozen)
 
 
-def _algorithm1_step(task, theta, omega, terms, K_inv, config, uses_task):
-    """One iteration of Alg. 1: the new ω and the θ-direction (θ ← θ − η·direction)."""
+def _algorithm1_step(task, theta, omega, terms, K_inv, config, uses_task, lambdas):
+    """One iteration of Alg. 1: the new ω and the θ-direction (θ ← θ − η·direction).
+
+    ``lambdas`` holds each term's λ once set; 'frozen' sets it at the first step only."""
     step = np.zeros_like(theta)
     if uses_task:
         omega = omega - config.lr * task.task_grads(theta, omega)[0]
         step += task.task_grads(theta, omega)[1]  # Alg. 1 uses the updated ω; not preconditioned
     theta_norm = np.linalg.norm(theta)
-    for _, which, grad_fn in terms:
+    for name, which, grad_fn in terms:
         g = precondition(grad_fn(theta), K_inv.get(which), config.precondition)
         g_norm = np.linalg.norm(g)
         weight = config.weight_P if which == "P" else config.weight_H
-        if g_norm > 0 and np.isfinite(g_norm):
-            step += (weight * theta_norm / g_norm) * g  # λ_X,t: gradient-norm balancing (module doc)
-        else:
-            step += np.nan  # a regularizer blew up: report divergence rather than drop the term
+        if not (g_norm > 0 and np.isfinite(g_norm)):
+            return omega, step + np.nan  # a regularizer blew up: report divergence rather than drop the term
+        if config.lambda_schedule == "per_step" or name not in lambdas:
+            lambdas[name] = weight * theta_norm / g_norm  # gradient-norm balancing (module doc)
+        step += lambdas[name] * g
     return omega, step
 
 
 def immunize(task: LinearTask, config: ImmunizationConfig, theta0: np.ndarray | None = None) -> ImmunizationResult:
-    """Run Algorithm 1 (or a baseline) from θ₀ ∈ ℝ^{Din×Dout} (default Id) and ω₀ = 0.
+    """Run Algorithm 1 (or a baseline) from θ₀ ∈ ℝ^{Din×Dout} (default Id) and ω₀ (``omega_init``).
 
-    ω₀ = 0 rather than the least-squares probe: on near-singular K_P (Fashion-MNIST, κ ~ 1e9)
-    the least-squares ω is huge and the first θ step on the task term explodes."""
+    ω₀ = 0 by default rather than the least-squares probe: on near-singular K_P (Fashion-MNIST,
+    κ ~ 1e9) the least-squares ω is huge and the first θ step on the task term explodes. With
+    ω₀ = 0, task_only barely moves θ (∇_θL = 0 at ω = 0): it needs omega_init = 'normal'."""
     d = task.dim
     theta = np.eye(d) if theta0 is None else as_float64_matrix(theta0, "theta0").copy()
     if theta.shape[0] != d:
@@ -200,13 +225,15 @@ def immunize(task: LinearTask, config: ImmunizationConfig, theta0: np.ndarray | 
     if config.precondition == "right" and theta.shape[0] != theta.shape[1]:
         raise ValueError(f"right preconditioning ∇θ·K⁻¹ needs a square θ (Din = Dout), got {theta.shape}")
     omega = np.zeros((theta.shape[1], task.Y_P.shape[1]))
+    if config.omega_init == "normal":
+        omega = np.random.default_rng(config.seed).standard_normal(omega.shape)
     K_inv = {}
     if config.precondition != "none":
         K_inv = {"P": inverse_covariance(task.K_P, config.ridge, "K_P"),
                  "H": inverse_covariance(task.K_H, config.ridge, "K_H")}
     terms = regularizer_terms(config.method, task)
     uses_task = config.method != "rill_only"
-    history = []
+    history, lambdas = [], {}
 
     def log(t):
         k_H, k_P = task.kappas(theta)
@@ -215,10 +242,10 @@ def immunize(task: LinearTask, config: ImmunizationConfig, theta0: np.ndarray | 
     log(0)
     for t in range(1, config.steps + 1):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            omega_new, step = _algorithm1_step(task, theta, omega, terms, K_inv, config, uses_task)
+            omega_new, step = _algorithm1_step(task, theta, omega, terms, K_inv, config, uses_task, lambdas)
         if not (np.all(np.isfinite(step)) and np.all(np.isfinite(omega_new))):
-            return ImmunizationResult(theta, omega, history, config, diverged_at=t)
+            return ImmunizationResult(theta, omega, history, config, diverged_at=t, lambdas=lambdas)
         omega, theta = omega_new, theta - config.lr * step
         if t % config.log_every == 0 or t == config.steps:
             log(t)
-    return ImmunizationResult(theta, omega, history, config)
+    return ImmunizationResult(theta, omega, history, config, lambdas=lambdas)

@@ -15,12 +15,18 @@ from typing import Callable
 
 import numpy as np
 
-from geomopt.immunization.spectra import DEFAULT_RTOL, as_float64_matrix, condition_number, hessian, numerical_rank
+from geomopt.immunization.spectra import (DEFAULT_RTOL, KAPPA_METRICS, as_float64_matrix, condition_number,
+                                          condition_number_shifted, hessian, numerical_rank)
 
 
 def immunization_ratios(theta_I, K_H, K_P, theta_ref=None, rank_H: int | None = None,
-                        rank_P: int | None = None) -> dict[str, float]:
-    """Eq. 15 (θ_ref = Id) for a linear extractor: {'kappa_H', 'kappa_P', 'i', 'ii', 'rir'}."""
+                        rank_P: int | None = None, metric: str = "nonzero") -> dict[str, float]:
+    """Eq. 15 (θ_ref = Id) for a linear extractor: {'kappa_H', 'kappa_P', 'i', 'ii', 'rir'}.
+
+    ``metric``: 'nonzero' (κ over the nonzero spectrum at the rank) or 'authors' (κ of H + 10⁻⁶·I
+    over its eigenvalues above 10⁻⁶; the ranks are then unused). See ``spectra``."""
+    if metric not in KAPPA_METRICS:
+        raise ValueError(f"kappa metric {metric!r} unknown; choose one of: {', '.join(KAPPA_METRICS)}")
     K_H = as_float64_matrix(K_H, "K_H")
     K_P = as_float64_matrix(K_P, "K_P")
     theta_I = as_float64_matrix(theta_I, "theta_I")
@@ -28,10 +34,13 @@ def immunization_ratios(theta_I, K_H, K_P, theta_ref=None, rank_H: int | None = 
     # rank θᵀKθ = min(rank K, Dout) for a generic θ ∈ ℝ^{Din×Dout}
     rank_H = min(numerical_rank(K_H) if rank_H is None else rank_H, theta_I.shape[1])
     rank_P = min(numerical_rank(K_P) if rank_P is None else rank_P, theta_I.shape[1])
-    k_H = condition_number(hessian(theta_I, K_H), rank=rank_H)
-    k_P = condition_number(hessian(theta_I, K_P), rank=rank_P)
-    ratio_H = k_H / condition_number(hessian(ref, K_H), rank=rank_H)
-    ratio_P = k_P / condition_number(hessian(ref, K_P), rank=rank_P)
+    if metric == "authors":
+        kappa = lambda theta, K, rank: condition_number_shifted(hessian(theta, K))  # noqa: E731
+    else:
+        kappa = lambda theta, K, rank: condition_number(hessian(theta, K), rank=rank)  # noqa: E731
+    k_H, k_P = kappa(theta_I, K_H, rank_H), kappa(theta_I, K_P, rank_P)
+    ratio_H = k_H / kappa(ref, K_H, rank_H)
+    ratio_P = k_P / kappa(ref, K_P, rank_P)
     return {"kappa_H": k_H, "kappa_P": k_P, "i": ratio_H, "ii": ratio_P, "rir": ratio_H / ratio_P}
 
 
