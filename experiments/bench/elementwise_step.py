@@ -32,12 +32,13 @@ def measure(quick: bool) -> dict:
         opt, _ = optimizer_on_random_grads(opt_cls, shapes, warm_steps=12, grad_scale=1e-2, device=device, **hp)
         return opt.step
 
-    fns = {"adamw_fused": make(torch.optim.AdamW, fused=True, **get_spec("adamw").defaults),
-           "adamw_foreach": make(torch.optim.AdamW, foreach=True, **get_spec("adamw").defaults)}
+    adamw = get_spec("adamw").overrides  # the house settings; torch fills in the rest (fused, foreach below)
+    fns = {"adamw_fused": make(torch.optim.AdamW, **{**adamw, "fused": True, "foreach": None}),
+           "adamw_foreach": make(torch.optim.AdamW, **{**adamw, "fused": None, "foreach": True})}
     for name in FUSED:
         spec = get_spec(name)
-        fns[name] = make(spec.cls(), fused=True, **spec.defaults)
-        fns[f"{name}_eager"] = make(spec.cls(), fused=False, **spec.defaults)
+        fns[name] = make(spec.cls(), **{**spec.overrides, "fused": True})  # built as the trainer builds it
+        fns[f"{name}_eager"] = make(spec.cls(), **{**spec.overrides, "fused": False})
     seconds = time_interleaved(fns, reps=10 if quick else 12, warmup=1, sync=sync_for(device), stat=min)
     return {"seconds": seconds, "compile_seconds": fused.compile_seconds(), "device": device,
             "n_params": sum(torch.Size(s).numel() for s in shapes)}

@@ -1,6 +1,6 @@
 """Muon-family steps ÷ ``torch.optim.Muon`` on the hidden matrices of a GPT-2 block (d = 512;
 quick: d = 192): our Muon (conv-filter views over torch's functional step) and clip-then-Muon
-(hard clip, MAD scale, before the momentum; goal ≤ 1.05). Method: ``geomopt.benchmark``.
+(hard clip, row × column scale, before the momentum; goal ≤ 1.05). Method: ``geomopt.benchmark``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ LABELS = {"torch_muon": "torch.optim.Muon", "muon": "Muon (geomopt)", "clip_muon
 def measure(quick: bool) -> dict:
     device = bench_device()
     shapes = gpt2_block_shapes(1, 192 if quick else 512, vectors=False)
-    hp = get_spec("muon").defaults
+    hp = get_spec("muon").overrides  # built as the trainer builds it: the class fills in the rest
 
     def make(opt_cls, **kw):
         return optimizer_on_random_grads(opt_cls, shapes, device=device, **kw)[0].step
 
-    clip = {k: v for k, v in get_spec("clip_muon").defaults.items()}
-    torch_hp = {k: v for k, v in hp.items() if k != "orthogonalizer"}  # ours adds only this key
-    fns = {"torch_muon": make(torch.optim.Muon, **torch_hp), "muon": make(Muon, **hp), "clip_muon": make(ClipMuon, **clip)}
+    clip = get_spec("clip_muon").overrides
+    fns = {"torch_muon": make(torch.optim.Muon, **hp), "muon": make(Muon, **hp), "clip_muon": make(ClipMuon, **clip)}
     return {"seconds": time_interleaved(fns, reps=10, warmup=1, sync=sync_for(device), stat=min), "device": device,
             "n_params": sum(torch.Size(s).numel() for s in shapes)}
 
