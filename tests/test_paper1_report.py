@@ -2,13 +2,12 @@
 
 import importlib.util
 import json
-import sys
 
 from geomopt.results import REPO_ROOT
 
 
-def _report():
-    sys.path.insert(0, str(REPO_ROOT / "experiments/paper1"))
+def _report(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "experiments/paper1"))  # undone after the test
     spec = importlib.util.spec_from_file_location("paper1_report", REPO_ROOT / "experiments/paper1/report.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -20,8 +19,8 @@ def _run(root, name, optim):
     (root / "runs" / f"{name}.jsonl").write_text(json.dumps({"meta": {"config": {"optim": optim}}}) + "\n")
 
 
-def test_older_variants_are_named_and_current_ones_are_not(tmp_path):
-    older_variants = _report().older_variants
+def test_older_variants_are_named_and_current_ones_are_not(tmp_path, monkeypatch):
+    older_variants = _report(monkeypatch).older_variants
     _run(tmp_path, "clean__shrink_adamw__s0", {"psi": "smooth", "t": 3.0})  # before second_moment existed
     _run(tmp_path, "clean__clip_muon__s0", {"psi": "hard", "scale": "mad"})
     _run(tmp_path, "clean__adamw__s0", {"lr": 3e-3})
