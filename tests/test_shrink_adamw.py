@@ -275,12 +275,30 @@ def test_the_update_is_one_graph_for_torch_compile():
     without a graph break (what geomopt.optim's compile-once machinery needs)."""
     import functools
 
-    from geomopt.optim.shrink_adamw import shrink_adamw_
+    from geomopt.optim.shrink_adamw import shrink_adamw_, step_scalars
 
     ps = [torch.randn(8, 4), torch.randn(5)]
     state = [[torch.zeros_like(p) for p in ps] for _ in range(4)]
-    fn = functools.partial(shrink_adamw_, lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, psi="smooth",
-                           t=3.0, gamma=1.0, warmup_steps=2)
-    explained = torch._dynamo.explain(fn)(ps, [torch.randn_like(p) for p in ps], *state,
-                                          [torch.tensor(0.0), torch.tensor(0.0)])
+    fn = functools.partial(shrink_adamw_, lr=1e-3, beta1=0.9, beta2=0.99, eps=1e-8, decay=1 - 1e-4, psi="smooth",
+                           t=3.0, gamma=1.0, warmup_steps=2, **step_scalars([1.0, 1.0], lr=1e-3, beta1=0.9, beta2=0.99))
+    explained = torch._dynamo.explain(fn)(ps, [torch.randn_like(p) for p in ps], *state)
     assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_one_division_smooth_psi_is_shrink_smooth_psi():
+    """The compiled step's form of the smooth ψ equals geomopt.optim.shrink's to float32 rounding, from 0 to
+    the largest float (where the gate's exp underflows and y² overflows)."""
+    from geomopt.optim.shrink import smooth_shrink
+    from geomopt.optim.shrink_adamw import finite_or_zero, smooth_shrink_one_division
+
+    y = torch.cat([torch.linspace(0, 40, 40001), torch.logspace(1, 38, 2000), torch.tensor([3.4e38])])
+    y = torch.cat([y, -y])
+    for t, gamma in ((3.0, 1.0), (1.0, 1.0), (2.0, 0.5), (6.0, 2.0)):
+        ours, ref = smooth_shrink_one_division(y, t, gamma), smooth_shrink(y, t, 1.0, gamma)
+        exact = smooth_shrink(y.double(), t, 1.0, gamma)
+        assert torch.isfinite(ours).all()
+        moderate = y.abs() < 1e18  # beyond, both float32 forms clamp q (y² overflows) and return y/q_max
+        assert ((ours.double() - exact).abs() <= 1e-6 * exact.abs())[moderate].all(), (t, gamma)  # as shrink.py
+        assert ((ours - ref).abs() <= 6e-7 * ref.abs() + 1e-44).all(), (t, gamma)
+    x = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0, 3.4e38])
+    assert finite_or_zero(x).tolist() == [1.0, 0.0, 0.0, 0.0, -2.0, x[-1].item()]

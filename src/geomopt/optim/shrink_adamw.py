@@ -37,8 +37,15 @@ m̂ ⊘ (√v̂ + eps); by Cauchy–Schwarz |m/√v| ≤ (1−β₁)/√((1−β
 Non-finite gradient entries (NaN, ±inf) are zeroed before they reach m and v (they carry no
 information; a zeroed entry also counts as not observed). With ``psi=None`` this class *is*
 ``torch.optim.AdamW`` (torch's functional kernel, fused on CPU/CUDA by default). The update is
-the pure function ``shrink_adamw_`` over tensor lists (no host sync, no data-dependent Python
-branch), so that it can be compiled; the class only holds state.
+the pure function ``shrink_adamw_`` over tensor lists (no data-dependent Python branch), so that it
+can be compiled; the class only holds state and computes the per-tensor bias corrections from the
+step counts (read once per step: one host sync on a GPU).
+
+Speed (compiled, ``geomopt.optim.fused``): the main variant's step is compute-bound on a CPU, not
+memory-bound like AdamW's: per entry one exp (the gate of the smooth ψ) and four divisions against
+AdamW's one, and 11 tensor reads/writes against 7 (f and n). The kernel is written for that: no
+power per entry (β^k per tensor, in float64, outside the loop), the smooth ψ in a one-division form
+(``smooth_shrink_one_division``), NaN/inf zeroed by a compare that vectorizes (``finite_or_zero``).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from torch import Tensor
 
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.fused import fused_step, use_fused
-from geomopt.optim.shrink import apply_psi_, check_psi, check_threshold, zero_nonfinite_
+from geomopt.optim.shrink import _smooth_constants, apply_psi_, check_psi, check_threshold, zero_nonfinite_
 from geomopt.optim.torch_private import adamw_step as _adamw_step
 
 POSITIONS = ("pre", "post")
@@ -66,76 +73,123 @@ def winsor_consistency(c: float) -> float:
     return 1.0 - 2.0 * c * phi - 2.0 * (1.0 - c * c) * tail
 
 
-def psi_input(g: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, step: Tensor, *, beta2: float,
-              eps: float, warmup_steps: int, warmup: str) -> tuple[Tensor, Tensor, Tensor]:
+def finite_or_zero(x: Tensor) -> Tensor:
+    """``zero_nonfinite_`` out of place, in the form the compiled step needs: NaN fails ``|x| <= max`` as ±inf
+    does. (Inductor's CPU ``isnan`` is a scalar loop; this compare vectorizes.)"""
+    return torch.where(x.abs() <= torch.finfo(x.dtype).max, x, 0.0)
+
+
+def smooth_shrink_one_division(y: Tensor, t: float, gamma: float) -> Tensor:
+    """``shrink.smooth_shrink(y, t, 1, gamma)`` with one division and one exp (the compiled step's form; equal
+    to fp32 rounding, tests/test_shrink_adamw.py). With q = (y² + γ_e²)/(2σ²), a = e^{−C} and w = e^{−σ²q},
+    the gate r = q/(q + a/w) and the tail y/q of ``shrink.smooth_shrink_`` combine into
+    ψ(y) = r·κy + (1 − r)·y/q = y·(κ·q·(qw) + a) / (q·(qw + a)): every term is ≥ 0, so nothing cancels, and
+    where w underflows (|y| ≳ 13) it is y/q, the tail, as there."""
+    sigma2, gamma_e2, const = _smooth_constants(t, 1.0, gamma)
+    q = (y * y + gamma_e2) * (0.5 / sigma2)
+    q = q.clamp(max=torch.finfo(q.dtype).max / 4)  # finite even where y² overflows (as shrink.smooth_shrink_)
+    qw = q * torch.exp(q * -sigma2)
+    a = math.exp(-const)
+    return y * (qw * q * sigma2 + a) / (q * (qw + a))
+
+
+def _psi(y: Tensor, psi: str, t: float, gamma: float) -> Tensor:
+    """ψ(y) as a new tensor."""
+    if psi == "smooth":
+        return smooth_shrink_one_division(y, t, gamma)
+    return apply_psi_(y.clone(), psi, t, 1.0, gamma)
+
+
+def psi_input(g: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, *, eps: float, warmup_steps: int,
+              warmup: str, prev_vhat_scale: float | Tensor, steps_done: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(y, s, ready): ψ's input y = g ⊘ s (non-finite -> 0), the scale s = ŝ + δ from the state *before*
-    this step (``step`` = steps already taken), and where the shrink acts (bool, broadcastable to g)."""
+    this step, and where the shrink acts (bool, broadcastable to g). ``steps_done``: steps already taken;
+    ``prev_vhat_scale`` = 1/(1 − β₂^steps_done), v̂'s scale after them (global warm-up only)."""
     if warmup == "entry":
         scale_sq = v / mass.clamp_min(_TINY)  # Σ w g² / Σ w over observed steps
         ready = (count >= warmup_steps) & (v > 0)  # v = 0 (nothing seen but zeros, or underflow): no scale
     else:
-        scale_sq = v / (1.0 - torch.pow(beta2, step)).clamp_min(_TINY)  # §2.6: v̂ of the previous step
-        ready = step >= warmup_steps
-    s = scale_sq.sqrt_().add_(eps)
-    return zero_nonfinite_(g / s), s, ready
+        scale_sq = v * prev_vhat_scale  # §2.6: v̂ of the previous step
+        ready = torch.as_tensor(steps_done >= warmup_steps)
+    s = scale_sq.sqrt() + eps
+    return finite_or_zero(g / s), s, ready
 
 
-def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, step: Tensor,
-             *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, psi: str, t: float,
-             gamma: float, warmup_steps: int, second_moment: str, warmup: str, v_clip: float) -> None:
-    g = zero_nonfinite_(g.clone())
-    y, s, ready = psi_input(g, v, mass, count, step, beta2=beta2, eps=eps, warmup_steps=warmup_steps, warmup=warmup)
-    shrunk = torch.where(ready, apply_psi_(y, psi, t, 1.0, gamma).mul_(s), g)
+def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, *, beta1: float,
+             beta2: float, eps: float, decay: float, step_size: float, vhat_scale: float, prev_vhat_scale: float,
+             steps_done: float | None, psi: str, t: float, gamma: float, warmup_steps: int, second_moment: str,
+             warmup: str, v_clip: float) -> None:
+    g = finite_or_zero(g)
+    y, s, ready = psi_input(g, v, mass, count, eps=eps, warmup_steps=warmup_steps, warmup=warmup,
+                            prev_vhat_scale=prev_vhat_scale, steps_done=steps_done)
+    shrunk = torch.where(ready, _psi(y, psi, t, gamma) * s, g)
     if second_moment == "shrunk":
         sq = shrunk * shrunk
     elif second_moment == "raw":
         sq = g * g
     else:  # Winsorised at c·s, scaled to be unbiased for Gaussian g
         sq = g * g
-        sq = torch.where(ready, torch.minimum(sq, (v_clip * s) ** 2).div_(winsor_consistency(v_clip)), sq)
+        sq = torch.where(ready, torch.minimum(sq, (s * s) * v_clip**2) * (1 / winsor_consistency(v_clip)), sq)
     if warmup == "entry":
         seen = (g != 0).to(g.dtype)
         mass.mul_(beta2).add_(seen, alpha=1 - beta2)
         count.add_(seen)
-    step.add_(1)
     m.lerp_(shrunk, 1 - beta1)
     v.mul_(beta2).add_(sq, alpha=1 - beta2)
-    p.mul_(1 - lr * weight_decay).sub_(_adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps).mul_(lr))
+    # AdamW's step θ(1 − lr·wd) − lr·m̂ ⊘ (√v̂ + eps), the bias corrections in step_size = lr/(1−β₁ᵏ) and
+    # vhat_scale = 1/(1−β₂ᵏ); dividing step_size (not m) keeps the division off the path through m, ready last
+    p.mul_(decay).sub_(m * (step_size / ((v * vhat_scale).sqrt() + eps)))
 
 
-def _adam_direction(m: Tensor, v: Tensor, step: Tensor, *, beta1: float, beta2: float, eps: float) -> Tensor:
-    """D = m̂ ⊘ (√v̂ + eps), the bias corrections from the (tensor) step count: AdamW's direction."""
-    denom = (v / (1.0 - torch.pow(beta2, step))).sqrt_().add_(eps)
-    return (m / (1.0 - torch.pow(beta1, step))).div_(denom)
-
-
-def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: Tensor, *, lr: float, beta1: float, beta2: float,
-              eps: float, weight_decay: float, psi: str, t: float, gamma: float, warmup_steps: int) -> None:
+def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, *, lr: float, beta1: float, beta2: float, eps: float,
+              decay: float, vhat_scale: float, bias1: float, steps_done: float, psi: str, t: float, gamma: float,
+              warmup_steps: int) -> None:
     """Post-clipping ablation: Adam on the raw (finite) g, ψ on m̂ ⊘ (√v̂ + eps) after ``warmup_steps``."""
-    g = zero_nonfinite_(g.clone())
-    step.add_(1)
+    g = finite_or_zero(g)
     m.lerp_(g, 1 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    direction = _adam_direction(m, v, step, beta1=beta1, beta2=beta2, eps=eps)
-    direction = torch.where(step > warmup_steps, apply_psi_(direction.clone(), psi, t, 1.0, gamma), direction)
-    p.mul_(1 - lr * weight_decay).sub_(direction.mul_(lr))
+    direction = (m / bias1) / ((v * vhat_scale).sqrt() + eps)
+    direction = torch.where(torch.as_tensor(steps_done + 1 > warmup_steps), _psi(direction, psi, t, gamma), direction)
+    p.mul_(decay).sub_(direction * lr)
 
 
 def shrink_adamw_(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
-                  obs_masses: list[Tensor | None], obs_counts: list[Tensor | None], steps: list[Tensor], *,
-                  lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, psi: str, t: float,
-                  gamma: float, warmup_steps: int, second_moment: str = "winsor", warmup: str = "entry",
-                  v_clip: float = 3.0, position: str = "pre") -> None:
+                  obs_masses: list[Tensor | None], obs_counts: list[Tensor | None], *, lr: float, beta1: float,
+                  beta2: float, eps: float, decay: float, step_size: list[float], vhat_scale: list[float],
+                  prev_vhat_scale: list[float] | None = None, bias1: list[float] | None = None,
+                  steps_done: list[float] | None = None, psi: str, t: float, gamma: float, warmup_steps: int,
+                  second_moment: str = "winsor", warmup: str = "entry", v_clip: float = 3.0,
+                  position: str = "pre") -> None:
     """One ShrinkAdamW step (module doc), in place on params and state; a pure function of its arguments.
-    ``obs_masses``/``obs_counts`` (f, n) are used only with ``warmup="entry"`` (None otherwise)."""
-    for p, g, m, v, f, n, k in zip(params, grads, exp_avgs, exp_avg_sqs, obs_masses, obs_counts, steps):
+    ``obs_masses``/``obs_counts`` (f, n) are used only with ``warmup="entry"`` (None otherwise). The per-tensor
+    scalars (``step_scalars``) come from each tensor's step count in float64: no power is taken per entry."""
+    def at(values, i):
+        return None if values is None else values[i]
+
+    for i, (p, g, m, v, f, n) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, obs_masses, obs_counts)):
+        common = dict(beta1=beta1, beta2=beta2, eps=eps, decay=decay, vhat_scale=vhat_scale[i],
+                      steps_done=at(steps_done, i), psi=psi, t=t, gamma=gamma, warmup_steps=warmup_steps)
         if position == "post":
-            _post_one(p, g, m, v, k, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, psi=psi,
-                      t=t, gamma=gamma, warmup_steps=warmup_steps)
+            _post_one(p, g, m, v, lr=lr, bias1=bias1[i], **common)
         else:
-            _pre_one(p, g, m, v, f, n, k, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                     psi=psi, t=t, gamma=gamma, warmup_steps=warmup_steps, second_moment=second_moment,
-                     warmup=warmup, v_clip=v_clip)
+            _pre_one(p, g, m, v, f, n, step_size=step_size[i], prev_vhat_scale=at(prev_vhat_scale, i),
+                     second_moment=second_moment, warmup=warmup, v_clip=v_clip, **common)
+
+
+def step_scalars(counts: list[float], *, lr: float, beta1: float, beta2: float, position: str = "pre",
+                 warmup: str = "entry") -> dict[str, list[float]]:
+    """The per-tensor scalars ``shrink_adamw_`` needs for these options, from the step counts k (this step
+    included): step_size = lr/(1−β₁ᵏ), vhat_scale = 1/(1−β₂ᵏ); the global warm-up and the post position
+    also need steps_done = k − 1 and, respectively, prev_vhat_scale = 1/(1−β₂ᵏ⁻¹) and bias1 = 1−β₁ᵏ."""
+    bias1 = [1.0 - beta1**k for k in counts]
+    out = dict(step_size=[lr / b for b in bias1], vhat_scale=[1.0 / (1.0 - beta2**k) for k in counts])
+    if position == "post" or warmup == "global":
+        out["steps_done"] = [k - 1.0 for k in counts]
+    if position == "post":
+        out["bias1"] = bias1
+    elif warmup == "global":
+        out["prev_vhat_scale"] = [1.0 / max(1.0 - beta2 ** (k - 1), _TINY) for k in counts]
+    return out
 
 
 def _fused_ok(params: list[Tensor]) -> bool:
@@ -217,9 +271,11 @@ class ShrinkAdamW(torch.optim.Optimizer):
                 state = self.state.get(p)
                 if p.grad is None or not state:
                     continue
+                done = float(state["step"])
                 y, _, ready = psi_input(p.grad, state["exp_avg_sq"], state.get("obs_mass"), state.get("obs_count"),
-                                        state["step"], beta2=group["betas"][1], eps=group["eps"],
-                                        warmup_steps=group["warmup_steps"], warmup=group["warmup"])
+                                        eps=group["eps"], warmup_steps=group["warmup_steps"], warmup=group["warmup"],
+                                        prev_vhat_scale=1.0 / max(1.0 - group["betas"][1] ** done, _TINY),
+                                        steps_done=done)
                 if bool(ready.any()):
                     out[p] = (y.mul_(ready), group["t"])
         return out
@@ -248,12 +304,18 @@ class ShrinkAdamW(torch.optim.Optimizer):
                             amsgrad=False, maximize=False, **common)
                 continue
             # ψ's shape (psi, t, gamma, warm-up, v's clip, position) is structural: one compiled copy
-            # each; lr, betas, eps and weight decay are tensors in the compiled step (no recompile
-            # when a scheduler moves lr). Compiled or eager as geomopt.optim.fused decides.
+            # each; lr, betas, eps, the decay and the per-tensor bias corrections are tensors in the
+            # compiled step (no recompile when a scheduler moves lr). Compiled or eager as
+            # geomopt.optim.fused decides.
+            torch._foreach_add_(steps, 1)
+            counts = torch.stack(steps).tolist()  # one host read of all step counts (one sync on a GPU)
+            hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], decay=1.0 - group["lr"] * group["weight_decay"],
+                         **step_scalars(counts, lr=group["lr"], beta1=beta1, beta2=beta2, position=group["position"],
+                                        warmup=group["warmup"]))
             tensors = [params, [p.grad for p in params], *moments, [s.get("obs_mass") for s in states],
-                       [s.get("obs_count") for s in states], steps]
+                       [s.get("obs_count") for s in states]]
             static = dict(psi=group["psi"], t=group["t"], gamma=group["gamma"], warmup_steps=group["warmup_steps"],
                           second_moment=group["second_moment"], warmup=group["warmup"], v_clip=group["v_clip"],
                           position=group["position"])
-            fused_step(shrink_adamw_, tensors, common, static, fused=group["fused"] if _fused_ok(params) else False)
+            fused_step(shrink_adamw_, tensors, hyper, static, fused=group["fused"] if _fused_ok(params) else False)
         return loss
