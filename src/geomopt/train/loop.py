@@ -19,10 +19,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from geomopt.optim import build_optimizers
+from geomopt.optim.shard import gather_state
 from geomopt.results import RunLog, now_iso, run_meta
 from geomopt.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from geomopt.train.config import RUN_CONTROL_FIELDS, ConfigError, TrainConfig, to_dict
-from geomopt.train.dist import DistInfo, all_reduce_sum, barrier
+from geomopt.train.dist import DistInfo, all_reduce_sum, barrier, share_matrix_work
 from geomopt.train.schedule import make_schedulers
 from geomopt.train.tasks import make_task
 from geomopt.train.transforms import build_grad_transform
@@ -61,6 +62,7 @@ class Trainer:
             self.transform = build_grad_transform(cfg.grad_transform, self.model, cfg.grad_transform_args)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{e}; fix the optimizer / grad_transform settings in the config") from None
+        share_matrix_work(self.optimizers, info)  # under DDP each rank orthogonalizes its share of the matrices
         self.total_steps = self.task.total_steps()
         if self.total_steps <= 0:
             raise ConfigError(f"the run has 0 steps ({self.task.tokens_per_step} tokens per step); "
@@ -201,6 +203,8 @@ class Trainer:
         if not bool(finite):  # a finite loss with a non-finite gradient: never save the broken weights
             self.nonfinite(float("nan"))
         self._saved_step = self.step
+        for opt in self.optimizers:  # collective: a sharded matrix's state lives on its owner rank only
+            gather_state(opt)
         if self.info.is_main:
             payload = {
                 "config": to_dict(self.cfg), "step": self.step, "tokens": self.tokens,
