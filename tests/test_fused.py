@@ -94,3 +94,34 @@ def test_auto_rule_compiles_only_large_groups(monkeypatch):
     assert not fused.use_fused(None, [torch.zeros(10)])
     assert fused.use_fused(None, [torch.zeros(fused.AUTO_MIN_NUMEL)])
     assert not fused.use_fused(False, [torch.zeros(fused.AUTO_MIN_NUMEL)])
+
+
+@needs_compiler
+def test_zero_nonfinite_compiled_is_the_eager_map():
+    """Under torch.compile zero_nonfinite_ is a compare (Inductor's CPU isnan is a scalar loop): the same map."""
+    from geomopt.optim.shrink import zero_nonfinite_
+
+    x = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0, 3.4e38, -3.4e38, 1e-45, 0.0])
+    compiled = torch.compile(lambda t: zero_nonfinite_(t.clone()), fullgraph=True, dynamic=False)
+    assert torch.equal(compiled(x), zero_nonfinite_(x.clone()))
+
+
+@needs_compiler
+@pytest.mark.parametrize("position", ["grad", "momentum"])
+def test_clip_muon_compiled_shrink_equals_eager(position):
+    """Clip-then-Muon's shrink (scales, clip, copies) compiled equals it eager, non-finite entries included."""
+    from geomopt.optim.clip_muon import ClipMuon
+
+    def run(fused_flag):
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(s, generator=gen).requires_grad_(True) for s in [(16, 8), (8, 24), (6, 2, 3, 3)]]
+        opt = ClipMuon(params, lr=0.02, position=position, fused=fused_flag)
+        for k in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen) * torch.rand(p.shape[0], *[1] * (p.ndim - 1), generator=gen)
+                p.grad.view(-1)[k] = float("nan") if k % 2 else 50.0
+            opt.step()
+        return [p.detach() for p in params]
+
+    for a, b in zip(run(True), run(False)):
+        assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-6

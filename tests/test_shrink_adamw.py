@@ -289,7 +289,7 @@ def test_one_division_smooth_psi_is_shrink_smooth_psi():
     """The compiled step's form of the smooth ψ equals geomopt.optim.shrink's to float32 rounding, from 0 to
     the largest float (where the gate's exp underflows and y² overflows)."""
     from geomopt.optim.shrink import smooth_shrink
-    from geomopt.optim.shrink_adamw import finite_or_zero, smooth_shrink_one_division
+    from geomopt.optim.shrink_adamw import smooth_shrink_one_division
 
     y = torch.cat([torch.linspace(0, 40, 40001), torch.logspace(1, 38, 2000), torch.tensor([3.4e38])])
     y = torch.cat([y, -y])
@@ -300,5 +300,3 @@ def test_one_division_smooth_psi_is_shrink_smooth_psi():
         moderate = y.abs() < 1e18  # beyond, both float32 forms clamp q (y² overflows) and return y/q_max
         assert ((ours.double() - exact).abs() <= 1e-6 * exact.abs())[moderate].all(), (t, gamma)  # as shrink.py
         assert ((ours - ref).abs() <= 6e-7 * ref.abs() + 1e-44).all(), (t, gamma)
-    x = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), -2.0, 3.4e38])
-    assert finite_or_zero(x).tolist() == [1.0, 0.0, 0.0, 0.0, -2.0, x[-1].item()]

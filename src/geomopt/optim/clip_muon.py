@@ -29,33 +29,44 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.optim._muon import _adjust_lr
-
 from geomopt.optim.closure import closure_loss
+from geomopt.optim.fused import fused_step
 from geomopt.optim.grad_transforms import SCALES, shrink_tensors_
 from geomopt.optim.muon import Muon, orthogonalize
 from geomopt.optim.shrink import check_psi, check_threshold, zero_nonfinite_
+from geomopt.optim.torch_private import adjust_lr as _adjust_lr
 
 POSITIONS = ("grad", "momentum")
 
 
-def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True) -> list[Tensor]:
-    """The group's shrink transform on copies of ``grads``."""
+def shrink_copies(grads: list[Tensor], *, psi: str, t: float, scale: str, slope: float, gamma: float,
+                  rescale: bool) -> list[Tensor]:
+    """The shrink transform on copies of ``grads``: a pure kernel for ``geomopt.optim.fused``."""
     out = [g.clone() for g in grads]
-    shrink_tensors_(out, group["psi"], group["t"], group["scale"], group["slope"], group["gamma"], rescale)
+    shrink_tensors_(out, psi, t, scale, slope, gamma, rescale)
     return out
+
+
+def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True) -> list[Tensor]:
+    """The group's shrink transform on copies of ``grads``, compiled or eager as ``group["fused"]`` and
+    ``geomopt.optim.fused.use_fused`` decide (compiled: one kernel for the scales, clip and copies)."""
+    static = {k: group[k] for k in ("psi", "t", "scale", "slope", "gamma")}
+    return fused_step(shrink_copies, [grads], {}, {**static, "rescale": rescale}, fused=group.get("fused"))
 
 
 class ClipMuon(Muon):
     """Muon with entry-wise shrink of each gradient matrix (see module doc).
 
     Extra hyperparameters (per param group): psi ("hard" | "soft" | "redescend" | "smooth" |
-    None), t, slope, gamma, scale (one of grad_transforms.SCALES), position ("grad" | "momentum").
+    None), t, slope, gamma, scale (one of grad_transforms.SCALES), position ("grad" | "momentum"),
+    fused (the shrink compiled by geomopt.optim.fused: None = its size rule, True, False).
     """
 
     def __init__(self, params, *, psi: str | None = "hard", t: float = 3.0, slope: float = 1.0,
-                 gamma: float = 1.0, scale: str = "rowcol_geo", position: str = "grad", **muon_hyper):
-        self._clip_defaults = dict(psi=psi, t=t, slope=slope, gamma=gamma, scale=scale, position=position)
+                 gamma: float = 1.0, scale: str = "rowcol_geo", position: str = "grad", fused: bool | None = None,
+                 **muon_hyper):
+        self._clip_defaults = dict(psi=psi, t=t, slope=slope, gamma=gamma, scale=scale, position=position,
+                                   fused=fused)
         super().__init__(params, **muon_hyper)
         self.defaults.update(self._clip_defaults)
 

@@ -95,7 +95,8 @@ def _rank1_geo(a: Tensor, passes: int = 2) -> Tensor:
     log|G| over its nonzero entries (row mean + column mean − grand mean; exact for a full matrix), a rank-1
     scale like ``rowcol_mad`` at a fraction of the cost (means instead of medians). The second pass refits
     with log|G| capped at log(3·s) of the first (a Winsorised mean in the log domain), so an outlier moves
-    its row's and column's fit by at most ~log(3·s₁/s)/n; the cap moves E log|Z| by < 1e-3, ignored."""
+    its row's and column's fit by at most ~log(3·s₁/s)/n; the cap moves E log|Z| by < 1e-3, ignored.
+    The fit is kept as a row and a column vector, so s is the outer product of their exps (no per-entry exp)."""
     a = a.float()
     seen = a > 0
     logs = torch.where(seen, a.clamp_min(1e-38).log(), 0.0)
@@ -103,9 +104,11 @@ def _rank1_geo(a: Tensor, passes: int = 2) -> Tensor:
     n_rows, n_cols, n = w.sum(1, keepdim=True).clamp_min(1.0), w.sum(0, keepdim=True).clamp_min(1.0), w.sum().clamp_min(1.0)
     for k in range(passes):
         if k:
-            logs = torch.minimum(logs, fit + math.log(3.0)) * w
-        fit = logs.sum(1, keepdim=True) / n_rows + logs.sum(0, keepdim=True) / n_cols - logs.sum() / n - LOG_ABS_NORMAL
-    return fit.exp()
+            logs = torch.minimum(logs, (row + math.log(3.0)) + col) * w
+        # fit_ij = row_i + col_j, split so that each part stays near the log of a gradient entry or near 0
+        row = logs.sum(1, keepdim=True) / n_rows - LOG_ABS_NORMAL
+        col = logs.sum(0, keepdim=True) / n_cols - logs.sum() / n
+    return row.exp() * col.exp()
 
 
 def matrix_scale(g: Tensor, kind: str) -> Tensor:

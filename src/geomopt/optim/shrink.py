@@ -57,6 +57,8 @@ def check_threshold(t: float, slope: float, gamma: float = 1.0) -> None:
 def zero_nonfinite_(x: Tensor) -> Tensor:
     """NaN/±inf entries -> 0: a non-finite gradient entry carries no information, so it is
     dropped rather than allowed into Adam's moments or Muon's momentum."""
+    if torch.compiler.is_compiling():  # the same map as a compare (NaN fails it too): Inductor's CPU isnan is a scalar loop
+        return x.copy_(torch.where(x.abs() <= torch.finfo(x.dtype).max, x, 0.0))
     return x.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 

@@ -45,7 +45,7 @@ Speed (compiled, ``geomopt.optim.fused``): the main variant's step is compute-bo
 memory-bound like AdamW's: per entry one exp (the gate of the smooth ψ) and four divisions against
 AdamW's one, and 11 tensor reads/writes against 7 (f and n). The kernel is written for that: no
 power per entry (β^k per tensor, in float64, outside the loop), the smooth ψ in a one-division form
-(``smooth_shrink_one_division``), NaN/inf zeroed by a compare that vectorizes (``finite_or_zero``).
+(``smooth_shrink_one_division``), NaN/inf zeroed by a compare that vectorizes (``zero_nonfinite_``).
 """
 
 from __future__ import annotations
@@ -71,12 +71,6 @@ def winsor_consistency(c: float) -> float:
     phi = math.exp(-0.5 * c * c) / math.sqrt(2 * math.pi)
     tail = 0.5 * math.erfc(c / math.sqrt(2))
     return 1.0 - 2.0 * c * phi - 2.0 * (1.0 - c * c) * tail
-
-
-def finite_or_zero(x: Tensor) -> Tensor:
-    """``zero_nonfinite_`` out of place, in the form the compiled step needs: NaN fails ``|x| <= max`` as ±inf
-    does. (Inductor's CPU ``isnan`` is a scalar loop; this compare vectorizes.)"""
-    return torch.where(x.abs() <= torch.finfo(x.dtype).max, x, 0.0)
 
 
 def smooth_shrink_one_division(y: Tensor, t: float, gamma: float) -> Tensor:
@@ -112,14 +106,14 @@ def psi_input(g: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, *
         scale_sq = v * prev_vhat_scale  # §2.6: v̂ of the previous step
         ready = torch.as_tensor(steps_done >= warmup_steps)
     s = scale_sq.sqrt() + eps
-    return finite_or_zero(g / s), s, ready
+    return zero_nonfinite_(g / s), s, ready
 
 
 def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, *, beta1: float,
              beta2: float, eps: float, decay: float, step_size: float, vhat_scale: float, prev_vhat_scale: float,
              steps_done: float | None, psi: str, t: float, gamma: float, warmup_steps: int, second_moment: str,
              warmup: str, v_clip: float) -> None:
-    g = finite_or_zero(g)
+    g = zero_nonfinite_(g.clone())
     y, s, ready = psi_input(g, v, mass, count, eps=eps, warmup_steps=warmup_steps, warmup=warmup,
                             prev_vhat_scale=prev_vhat_scale, steps_done=steps_done)
     shrunk = torch.where(ready, _psi(y, psi, t, gamma) * s, g)
@@ -145,7 +139,7 @@ def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, *, lr: float, beta1: f
               decay: float, vhat_scale: float, bias1: float, steps_done: float, psi: str, t: float, gamma: float,
               warmup_steps: int) -> None:
     """Post-clipping ablation: Adam on the raw (finite) g, ψ on m̂ ⊘ (√v̂ + eps) after ``warmup_steps``."""
-    g = finite_or_zero(g)
+    g = zero_nonfinite_(g.clone())
     m.lerp_(g, 1 - beta1)
     v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     direction = (m / bias1) / ((v * vhat_scale).sqrt() + eps)

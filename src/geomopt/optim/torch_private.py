@@ -6,7 +6,7 @@ step) or the machinery torch.optim itself uses (grouping tensors by device and d
 with; if a torch upgrade renames or changes one, importing ``geomopt.optim`` fails with one line
 naming the API, the torch version it was written for and the fix, instead of a confusing error
 deep inside a step. Import these names from here, never from ``torch`` directly (still direct,
-to be moved here by their owners: clip_muon.py and shrink_adamw.py, and two tests).
+to be moved here by its owner: orthogonalize.py, and two tests).
 """
 
 from __future__ import annotations
