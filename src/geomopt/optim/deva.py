@@ -160,19 +160,21 @@ class DevaLinf(torch.optim.Optimizer):
 GAINS = ("momentum", "instantaneous", "none")
 
 
-def spectral_gain(source: torch.Tensor, gain_ema: torch.Tensor, beta2: float, eps: float) -> torch.Tensor:
-    """Γ_ij = √(r_i c_j)/√(V_ij + ε) with r, c the row/column norms of ``source`` and
-    V ← β2·V + (1−β2)·r cᵀ updated in place (uncorrected)."""
-    row_norms, col_norms = source.norm(dim=1), source.norm(dim=0)
-    gain_ema.mul_(beta2).add_(torch.outer(row_norms, col_norms), alpha=1 - beta2)
-    return torch.outer(row_norms.sqrt(), col_norms.sqrt()) / (gain_ema + eps).sqrt()
+def spectral_gain(source: torch.Tensor, gain_ema: torch.Tensor, beta2: float, eps: float,
+                  factor: float = 1.0) -> torch.Tensor:
+    """factor·Γ with Γ_ij = √(r_i c_j)/√(V_ij + ε), r, c the row/column norms of ``source``, and
+    V ← β2·V + (1−β2)·r cᵀ updated in place (uncorrected). ``factor`` rides on √r (no pass of its own)."""
+    row_norms, col_norms = torch.linalg.vector_norm(source, dim=1), torch.linalg.vector_norm(source, dim=0)
+    gain_ema.mul_(beta2).addr_(row_norms, col_norms, alpha=1 - beta2)
+    return torch.outer(row_norms.sqrt_().mul_(factor), col_norms.sqrt_()).div_((gain_ema + eps).sqrt_())
 
 
 def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema: torch.Tensor | None, t: int, *,
                         beta1: float, beta2: float, eps: float, nesterov: bool, gain: str, sign_stabilized: bool,
                         bias_correction: bool, rms_scale: float, ns_coefficients, ns_steps: int,
-                        orthogonalizer: str = "newton_schulz") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The DeVA-S∞ update in the eigenbasis, 0.2·√max(n,m)·Γ⊙msign(N), and the gain Γ
+                        orthogonalizer: str = "newton_schulz", keep_gain: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The DeVA-S∞ update in the eigenbasis, 0.2·√max(n,m)·Γ⊙msign(N), and (``keep_gain``) the gain Γ
     (bias correction √(1−β2^t)/(1−β1^t) folded in). ``momentum``/``gain_ema`` are updated in place.
     ``gain="none"`` is the Γ ≡ 1 ablation (Muon at RMS 0.2): the bias correction belongs to Γ
     (it corrects the ratio of two EMAs), so that variant steps with the plain η."""
@@ -181,14 +183,14 @@ def deva_sinf_direction(grad_rot: torch.Tensor, momentum: torch.Tensor, gain_ema
     if sign_stabilized:  # AdaMuon-style O = msign(sign(N))
         direction = direction.sign()
     update = msign(direction, ns_coefficients, ns_steps, orthogonalizer)
-    update.mul_(rms_scale * math.sqrt(max(grad_rot.shape)))
+    scale = rms_scale * math.sqrt(max(grad_rot.shape))
     if gain == "none":
-        return update, None
+        return update.mul_(scale), None
     source = momentum if gain == "momentum" else grad_rot
-    gamma = spectral_gain(source, gain_ema, beta2, eps)
-    if bias_correction:
-        gamma.mul_((1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t))
-    return update.mul_(gamma), gamma
+    bias = (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t) if bias_correction else 1.0
+    scaled_gain = spectral_gain(source, gain_ema, beta2, eps, factor=bias * scale)  # one pass applies both
+    update.mul_(scaled_gain)
+    return update, scaled_gain.div_(scale) if keep_gain else None
 
 
 class DevaSinf(EigenbasisOptimizer):
@@ -249,7 +251,7 @@ class DevaSinf(EigenbasisOptimizer):
             beta2=beta2, eps=group["eps"], nesterov=group["nesterov"], gain=group["gain"],
             sign_stabilized=group["sign_stabilized"], bias_correction=group["bias_correction"],
             rms_scale=group["rms_scale"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"],
-            orthogonalizer=group.get("orthogonalizer", "newton_schulz"))
+            orthogonalizer=group.get("orthogonalizer", "newton_schulz"), keep_gain=group["keep_gain"])
         p.add_(from_eigenbasis(update, left, right).reshape(p.shape).to(p.dtype), alpha=-group["lr"])
         if group["weight_decay"] > 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])  # after the step, uncorrected η (as the code)
