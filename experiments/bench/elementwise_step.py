@@ -4,7 +4,8 @@ the registry's default hyperparameters. Lion, signSGD, DeVA-ℓ∞, Stacey(p,2)/
 (its main variant) run their compiled step (``fused=True``, ``geomopt.optim.fused``; its compile time
 is recorded), each also eagerly for reference. Goal: each compiled step ≤ 1.25× (ShrinkAdamW's
 stretch goal 1.05× cannot hold for the main variant: it reads and writes two per-entry
-observation tensors more than AdamW).
+observation tensors more than AdamW, and its step is compute-bound on a CPU: one exp and four
+divisions per entry, see geomopt.optim.shrink_adamw).
 Method: ``geomopt.benchmark`` (min of interleaved steps per process, median ratio over processes).
 """
 

@@ -9,8 +9,9 @@ matrix, the cost of one Newton–Schulz/eigen step) greedily over ranks, in the 
 rank.
 
 Opt in with ``opt.shard = True`` (an optimizer attribute, not a hyperparameter: it changes where
-the work runs, not the math). Off, or without an initialised process group of more than one rank,
-the step is the single-process one. (clip-then-Muon shares through Muon's step; its
+the work runs, not the math); the trainer does so for every matrix optimizer under DDP
+(``geomopt.train.dist.share_matrix_work``) and gathers the state before each checkpoint. Off, or
+without an initialised process group of more than one rank, the step is the single-process one. (clip-then-Muon shares through Muon's step; its
 ``position="momentum"`` variant runs its own loop and is not shared.) Because the state of a
 matrix lives on its owner only, call ``gather_state(opt)`` on EVERY rank before saving ``opt.state_dict()`` from one of them.
 ``opt.matrix_steps`` counts the matrices this rank has stepped (tests check ≈ 1/world each).
