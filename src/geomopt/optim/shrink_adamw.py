@@ -79,12 +79,14 @@ def smooth_shrink_one_division(y: Tensor, t: float, gamma: float) -> Tensor:
     the gate r = q/(q + a/w) and the tail y/q of ``shrink.smooth_shrink_`` combine into
     ψ(y) = r·κy + (1 − r)·y/q = y·(κ·q·(qw) + a) / (q·(qw + a)): every term is ≥ 0, so nothing cancels, and
     where w underflows (|y| ≳ 13) it is y/q, the tail, as there."""
+    # (in-place ops on temporaries only: the same graph compiled, fewer allocations eagerly)
     sigma2, gamma_e2, const = _smooth_constants(t, 1.0, gamma)
-    q = (y * y + gamma_e2) * (0.5 / sigma2)
-    q = q.clamp(max=torch.finfo(q.dtype).max / 4)  # finite even where y² overflows (as shrink.smooth_shrink_)
-    qw = q * torch.exp(q * -sigma2)
     a = math.exp(-const)
-    return y * (qw * q * sigma2 + a) / (q * (qw + a))
+    q = (y * y).add_(gamma_e2).mul_(0.5 / sigma2)
+    q.clamp_(max=torch.finfo(q.dtype).max / 4)  # finite even where y² overflows (as shrink.smooth_shrink_)
+    qw = (q * -sigma2).exp_().mul_(q)
+    numerator = (qw * q).mul_(sigma2).add_(a).mul_(y)
+    return numerator.div_(qw.add_(a).mul_(q))
 
 
 def _psi(y: Tensor, psi: str, t: float, gamma: float) -> Tensor:
@@ -105,7 +107,7 @@ def psi_input(g: Tensor, v: Tensor, mass: Tensor | None, count: Tensor | None, *
     else:
         scale_sq = v * prev_vhat_scale  # §2.6: v̂ of the previous step
         ready = torch.as_tensor(steps_done >= warmup_steps)
-    s = scale_sq.sqrt() + eps
+    s = scale_sq.sqrt_().add_(eps)  # scale_sq is a temporary
     return zero_nonfinite_(g / s), s, ready
 
 
@@ -116,14 +118,14 @@ def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, co
     g = zero_nonfinite_(g.clone())
     y, s, ready = psi_input(g, v, mass, count, eps=eps, warmup_steps=warmup_steps, warmup=warmup,
                             prev_vhat_scale=prev_vhat_scale, steps_done=steps_done)
-    shrunk = torch.where(ready, _psi(y, psi, t, gamma) * s, g)
+    shrunk = torch.where(ready, _psi(y, psi, t, gamma).mul_(s), g)
     if second_moment == "shrunk":
         sq = shrunk * shrunk
     elif second_moment == "raw":
         sq = g * g
     else:  # Winsorised at c·s, scaled to be unbiased for Gaussian g
         sq = g * g
-        sq = torch.where(ready, torch.minimum(sq, (s * s) * v_clip**2) * (1 / winsor_consistency(v_clip)), sq)
+        sq = torch.where(ready, torch.minimum(sq, (s * s).mul_(v_clip**2)).mul_(1 / winsor_consistency(v_clip)), sq)
     if warmup == "entry":
         seen = (g != 0).to(g.dtype)
         mass.mul_(beta2).add_(seen, alpha=1 - beta2)
@@ -132,7 +134,7 @@ def _pre_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, mass: Tensor | None, co
     v.mul_(beta2).add_(sq, alpha=1 - beta2)
     # AdamW's step θ(1 − lr·wd) − lr·m̂ ⊘ (√v̂ + eps), the bias corrections in step_size = lr/(1−β₁ᵏ) and
     # vhat_scale = 1/(1−β₂ᵏ); dividing step_size (not m) keeps the division off the path through m, ready last
-    p.mul_(decay).sub_(m * (step_size / ((v * vhat_scale).sqrt() + eps)))
+    p.mul_(decay).sub_((v * vhat_scale).sqrt_().add_(eps).reciprocal_().mul_(step_size).mul_(m))
 
 
 def _post_one(p: Tensor, g: Tensor, m: Tensor, v: Tensor, *, lr: float, beta1: float, beta2: float, eps: float,
