@@ -27,6 +27,7 @@ from pathlib import Path
 from geomopt.results import REPO_ROOT, load_runs
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train import tune
+from geomopt.train.protocol import tune_methods
 from geomopt.train.sweep import method_config, run_sweep, sweep_main, sweep_session
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +103,7 @@ def tune_gpt(mode: str, preset: str, out: Path, extra: list[str]) -> dict:
 
     def make(m: str, rest: dict, over: list[str], trial: str) -> TrainConfig:
         return make_config(path, rest, scale + over, f"select__{m}__{trial}", out / "tuning")
-    return tune.search_methods(methods, make, TUNE_BUDGET[mode], out / "tuning.json")
+    return tune_methods(methods, make, TUNE_BUDGET[mode], out / "tuning.json")
 
 
 def plan_protocol(mode: str, preset: str, out: Path, extra: list[str]) -> list[TrainConfig]:
