@@ -172,8 +172,11 @@ def test_clip_muon_reports_the_entries_it_clipped():
     assert 1 / 64 <= frac < 0.1
 
 
-def test_trainer_rows_carry_the_clip_rate_and_spectral_state_resumes_exactly(tmp_path):
-    common = ["steps=8", "log_every=2", "grad_transform=spectral_clip", "grad_transform_args.kappa=1.0"]
+@pytest.mark.parametrize("transform", [["grad_transform=spectral_clip", "grad_transform_args.kappa=1.0"],
+                                       ["grad_transform=shrink", "grad_transform_args.psi=hard",
+                                        "grad_transform_args.t=2.0"]])
+def test_trainer_rows_carry_the_clip_rate_and_resume_exactly(tmp_path, transform):
+    common = ["steps=8", "log_every=2", *transform]
     whole = run(load_config(SMOKE, [*common, f"out={tmp_path}/w.jsonl", f"checkpoint_dir={tmp_path}/w"]))
     _, rows = read_run(whole)
     train = rows.dropna(subset=["train_loss"])
@@ -182,4 +185,6 @@ def test_trainer_rows_carry_the_clip_rate_and_spectral_state_resumes_exactly(tmp
                                f"checkpoint_dir={tmp_path}/p"])
     while read_run(run(part, resume=True))[0]["status"] != "completed":
         pass
-    assert read_run(part.out_path)[1].dropna(subset=["train_loss"])["train_loss"].tolist() == train["train_loss"].tolist()
+    resumed = read_run(part.out_path)[1].dropna(subset=["train_loss"])
+    assert resumed["train_loss"].tolist() == train["train_loss"].tolist()
+    assert resumed["clip_frac"].tolist() == train["clip_frac"].tolist()

@@ -6,7 +6,9 @@ the share of them it acted on since the last read. "Acted" is the clip's own thr
 departs from the identity there), σ₁ > τ for a spectral clip (the matrices it changed: below τ
 the hard clip is an exact no-op), σ₁ > c for SPECTRA's soft clip (its top σ is cut by ≥ 29%
 there, while every matrix is shrunk a little), ‖g‖ > max_norm for a norm clip. The counts stay
-tensors on the gradients' device, so counting costs no host sync; ``read()`` syncs once.
+tensors on the gradients' device, so counting costs no host sync; ``read()`` syncs once. The
+counts since the last read are part of a transform's checkpointed state, so that a resumed run
+logs the same rates as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ class ClipCount:
         hit, seen = float(self.hit), float(self.seen)
         self.hit, self.seen = 0, 0
         return {"clip_frac": hit / seen} if seen > 0 else {}
+
+    def state_dict(self) -> dict[str, float]:
+        return {"hit": float(self.hit), "seen": float(self.seen)}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.hit, self.seen = state["hit"], state["seen"]
 
 
 def count_beyond(count: ClipCount | None, y: Tensor, t: float) -> None:

@@ -19,8 +19,8 @@ name                   transform (``params``: which parameters; route_params(mod
 ====================== ==========================================================================
 ``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="rowcol_geo")``, params="matrix"
 ``clip_norm``          ``clip_grad_norm_(max_norm=1.0)`` (torch's global-norm clip), params="all"
-``spectral_soft_clip`` SPECTRA's soft clip, ``c=0.1`` or ``c_rel`` × EMA σ₁ (``spectral_clip.SpectralSoftClip``), "matrix"
-``spectral_clip``      clamp σ > κ·EMA σ₁ (arXiv 2605.11838; ``spectral_clip.SpectralClip``), params="matrix"
+``spectral_soft_clip`` ``SpectralSoftClip(c=0.1)`` or ``(c_rel=...)``: c = c_rel·EMA σ₁ (SPECTRA), "matrix"
+``spectral_clip``      ``SpectralClip(kappa=2.0, beta=0.99)``: σ ≤ κ·EMA σ₁ (arXiv 2605.11838), "matrix"
 ``cauchy_noise``       ``geomopt.noise.inject:cauchy_gradient_noise`` (synthetic contamination)
 ====================== ==========================================================================
 
@@ -235,6 +235,13 @@ class ParamListTransform:
 
     def stats(self) -> dict[str, float]:
         return {} if self.count is None else self.count.read()
+
+    def state_dict(self) -> dict | None:
+        return None if self.count is None else {"count": self.count.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.count is not None:
+            self.count.load_state_dict(state["count"])
 
 
 def param_list_factory(fn: Callable, default_params: str, counted: bool = False) -> Factory:

@@ -29,7 +29,7 @@ layer-wise adaptive τ from a moving average of the top singular value. **Recons
 only the abstract and summaries are available (no equations, no defaults), so the adaptive
 rule here is our reading of "moving averages ... of the top singular values":
 
-    τ_k = κ · m̂_{k−1},   m_k = β m_{k−1} + (1−β) σ₁(G_k),   m̂_k = m_k / (1 − β^k)   (Adam's bias correction)
+    τ_k = κ · m̂_{k−1},   m_k = β m_{k−1} + (1−β) σ₁(G_k),   m̂_k = m_k / (1 − β^k)  (Adam's bias correction)
 
 per matrix, over the steps where it had a gradient; the threshold comes from the *previous*
 steps so that a spike cannot raise its own threshold, and the first step of each matrix is
@@ -145,7 +145,8 @@ class _TopSigmaTransform:
                 yield i, zero_nonfinite_(p.grad)
 
     def state_dict(self) -> dict:
-        return {"avg": [None if a is None else a.clone() for a in self.avg], "seen": list(self.seen)}
+        return {"avg": [None if a is None else a.clone() for a in self.avg], "seen": list(self.seen),
+                "count": self.count.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["avg"]) != len(self.params) or len(state["seen"]) != len(self.params):
@@ -153,6 +154,7 @@ class _TopSigmaTransform:
                              "resume with the same model and params class")
         self.avg = [None if a is None else a.clone() for a in state["avg"]]
         self.seen = [int(k) for k in state["seen"]]
+        self.count.load_state_dict(state["count"])
 
     def stats(self) -> dict[str, float]:
         """{"clip_frac": share of (matrix, step) pairs clipped since the last call}."""
@@ -216,6 +218,8 @@ class SpectralSoftClip(_TopSigmaTransform):
                     self.count.add(0, 1)
                     continue
                 c = (self.c_rel * avg).clamp_min(_TINY)
-            out = g / torch.sqrt(1.0 + (sigma / c) ** 2) if m is None else _soft_clip_matrix(m, gram, wide, c, self.iters)
-            g.copy_(out.reshape(g.shape))
+            if m is None:  # a vector: the norm version
+                g.div_(torch.sqrt(1.0 + (sigma / c) ** 2))
+            else:
+                g.copy_(_soft_clip_matrix(m, gram, wide, c, self.iters).reshape(g.shape))
             self.count.add(sigma > c, 1)
