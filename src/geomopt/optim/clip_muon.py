@@ -22,7 +22,8 @@ torch's ``_zeropower_via_newtonschulz`` and ``_adjust_lr``. With ``psi=None`` th
 ``torch.optim.Muon`` exactly (``geomopt.optim.muon.Muon``: bit-exact on 2-D weights).
 Default ψ is the hard clip ("entry-wise clipping" in the abstract); t is in units of s.
 Non-finite gradient entries are zeroed when clipping is on. A 1-D parameter raises
-ValueError (route it to AdamW).
+ValueError (route it to AdamW). ``stats()`` gives ``{"clip_muon_clip_frac": share of the entries
+beyond ±t·s since the last call}`` (``clip_rate``), which the trainer logs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor
 from torch.optim._muon import _adjust_lr
 
+from geomopt.optim.clip_rate import ClipCount
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.grad_transforms import SCALES, shrink_tensors_
 from geomopt.optim.muon import Muon, orthogonalize
@@ -39,10 +41,11 @@ from geomopt.optim.shrink import check_psi, check_threshold, zero_nonfinite_
 POSITIONS = ("grad", "momentum")
 
 
-def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True) -> list[Tensor]:
+def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True,
+                   count: ClipCount | None = None) -> list[Tensor]:
     """The group's shrink transform on copies of ``grads``."""
     out = [g.clone() for g in grads]
-    shrink_tensors_(out, group["psi"], group["t"], group["scale"], group["slope"], group["gamma"], rescale)
+    shrink_tensors_(out, group["psi"], group["t"], group["scale"], group["slope"], group["gamma"], rescale, count)
     return out
 
 
@@ -58,6 +61,11 @@ class ClipMuon(Muon):
         self._clip_defaults = dict(psi=psi, t=t, slope=slope, gamma=gamma, scale=scale, position=position)
         super().__init__(params, **muon_hyper)
         self.defaults.update(self._clip_defaults)
+        self.clip_count = ClipCount()
+
+    def stats(self) -> dict[str, float]:
+        """{"clip_muon_clip_frac": share of entries clipped since the last call} (empty before any clip)."""
+        return {f"clip_muon_{k}": v for k, v in self.clip_count.read().items()}
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -74,7 +82,7 @@ class ClipMuon(Muon):
     def _matrix_grads(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
         if group["psi"] is None or group["position"] != "grad":
             return grads
-        return _shrink_copies(grads, group)
+        return _shrink_copies(grads, group, count=self.clip_count)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -99,7 +107,7 @@ class ClipMuon(Muon):
             g = zero_nonfinite_(g.clone())
             buf.lerp_(g, 1 - mu)
             u = g.lerp(buf, mu) if group["nesterov"] else buf
-            (u,) = _shrink_copies([u], group, rescale=False)  # NS5 is scale-invariant
+            (u,) = _shrink_copies([u], group, rescale=False, count=self.clip_count)  # NS5 is scale-invariant
             update = orthogonalize(u, group)
             p.mul_(1 - lr * group["weight_decay"])
             p.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], p.shape))
