@@ -54,3 +54,15 @@ def test_a_group_whose_long_run_diverges_records_every_budget(tmp_path):
     cfg = make("sgd", {}, ["optim.lr=1e6", "seed=1"], "protocol__sgd__s1")
     out = run_sweep([cfg], budgets=(0.5, 1.0), log=lambda *a: None)
     assert [o.status for o in out] == ["nonfinite", "nonfinite"]
+
+
+def test_prune_runs_removes_only_files_outside_the_plan(tmp_path):
+    from geomopt.train.sweep import prune_runs
+
+    for n in ("protocol__adamw__s1_b100", "clean__adamw__s0", "tune__adamw__abc"):
+        (tmp_path / f"{n}.jsonl").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("kept")
+    gone = prune_runs(tmp_path, {"protocol__adamw__s1_b100", "tune__adamw__abc"}, log=lambda *a: None)
+    assert [p.name for p in gone] == ["clean__adamw__s0.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "protocol__adamw__s1_b100.jsonl",
+                                                           "tune__adamw__abc.jsonl"]

@@ -271,3 +271,14 @@ def _train(cfg: TrainConfig, since: float) -> SweepOutcome:
     except NonFiniteLoss:
         path, status = cfg.out_path, "nonfinite"
     return SweepOutcome(cfg.name, Path(path), status, time.perf_counter() - t0)
+
+
+def prune_runs(run_dir: Path, keep: set[str], log=print) -> list[Path]:
+    """Remove the run files under ``run_dir`` whose name is not in ``keep`` (runs of an older plan: a
+    reproduction's results are exactly its own runs); returns what was removed."""
+    stale = sorted(p for p in Path(run_dir).glob("*.jsonl") if p.stem not in keep)
+    for p in stale:
+        p.unlink()
+    if stale:
+        log(f"removed {len(stale)} run file(s) of an older plan from {run_dir}")
+    return stale
