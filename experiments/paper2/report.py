@@ -34,14 +34,20 @@ COMMAND = "make reproduce-paper2"
 PROTOCOL_LINK = "results/paper2/REPORT.md#protocol"
 
 
+def predate(res: Path) -> str:
+    """The note for run files of the earlier protocol (other names), which the report does not read."""
+    n = sum(1 for p in (res / "runs").glob("*.jsonl")) if (res / "runs").is_dir() else 0
+    return f"the {n} run file(s) there predate the protocol (issue 14) and are not read; " if n else ""
+
+
 def load(res: Path) -> dict[str, pd.DataFrame]:
     """{"gpt", "image", "fig1"}: the run frames of each part present (an absent part is an empty frame)."""
     parts = {"gpt": res / "runs" / "protocol__*.jsonl", "image": res / "image" / "runs" / "protocol__*.jsonl",
              "fig1": res / "runs" / "fig1__*.jsonl"}
     out = {k: load_runs(str(p)) for k, p in parts.items()}
     if out["gpt"].empty and out["image"].empty:
-        raise FileNotFoundError(f"no protocol runs under {res / 'runs'} or {res / 'image' / 'runs'} (runs made before "
-                                "the protocol are not read); run experiments/paper2/run.py first")
+        raise FileNotFoundError(f"no protocol runs under {res / 'runs'} or {res / 'image' / 'runs'}; {predate(res)}"
+                                f"run experiments/paper2/run.py first")
     return out
 
 

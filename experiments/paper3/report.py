@@ -49,6 +49,12 @@ def task_dir(res: Path, task: str) -> Path:
     return res if task == "gpt" else res / "image"
 
 
+def predate(res: Path) -> str:
+    """The note for run files of the earlier protocol (other names), which the report does not read."""
+    n = sum(1 for p in (res / "runs").glob("*.jsonl")) if (res / "runs").is_dir() else 0
+    return f"the {n} run file(s) there predate the protocol (issue 14) and are not read; " if n else ""
+
+
 def load(res: Path) -> dict:
     """{task: {(method, budget): {seed: {"nll", "acc", "val"}}}} of the finished verdict runs; a diverged
     run's values are NaN (a failure, never dropped). Also {task: {(method, budget): (config, steps)}}."""
@@ -67,8 +73,8 @@ def load(res: Path) -> dict:
                 "acc": 100 * last["val_acc"], "val": last["val_loss"]}
             configs.setdefault(task, {})[key] = (meta.get("config") or {}, meta.get("total_steps"))
     if not values:
-        raise FileNotFoundError(f"no protocol runs under {res / 'runs'} or {res / 'image' / 'runs'} (runs made before "
-                                "the protocol are not read); run experiments/paper3/run.py first")
+        raise FileNotFoundError(f"no protocol runs under {res / 'runs'} or {res / 'image' / 'runs'}; {predate(res)}"
+                                f"run experiments/paper3/run.py first")
     return {"values": values, "configs": configs}
 
 
