@@ -94,8 +94,8 @@ def test_bad_override_exits_2(runner, tmp_path, capsys):
 def tiny_results(tmp_path_factory):
     require_data("fashion_mnist")  # the tiny image runs read Fashion-MNIST
     out = tmp_path_factory.mktemp("p2") / "results" / "paper2"
-    r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/run.py"), "--quick", "--out", str(out),
-                        "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "experiments/paper2/run.py"), "--quick", "--shared-lr", "--out",
+                        str(out), "--gpt", *TINY_GPT, "--image", *TINY_IMAGE], capture_output=True, text=True,
                        env=MINIMAL_ENV)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
@@ -110,6 +110,10 @@ def test_tiny_run_writes_trials_records_and_verdict_runs(runner, tiny_results):
     assert rec["budget"] == 2 and rec["metric"] == "select_loss" and set(rec["methods"]) == set(quick)
     image = read_json(tiny_results / "image" / "tuning.json")
     assert image["metric"] == "select_acc"
+    assert {f"fig1__{m}__s1" for m in ("adamw", "muon", "soap", "deva_sinf")} <= names  # --shared-lr
+    rms = read_json(tiny_results / "update_rms.json")["methods"]
+    assert set(rms) == {"adamw", "muon", "soap", "deva_sinf"} and all(r["rms_per_paper_lr_median"] > 0
+                                                                       for r in rms.values())
     assert {p.stem for p in (tiny_results / "image" / "runs").glob("protocol__*.jsonl")} == \
         {f"protocol__{m}__s1_b100" for m in runner.QUICK_METHODS["image"]}
 
@@ -127,7 +131,8 @@ def test_report_on_tiny_run(tiny_results):
         validate(c)  # the registry schema (geomopt.report.claims)
     ids = {c["id"] for c in claims}
     assert {"deva_sinf-vs-muon-tuned", "deva_sinf-vs-muon-tuned-b50", "deva_sinf-vs-soap-tuned",
-            "deva_sinf-images"} <= ids
+            "deva_sinf-images", "deva_sinf-vs-muon-fig1"} <= ids
+    assert "Figure 1 setting" in report and "RMS(ΔW)" in report
     vs_muon = next(c for c in claims if c["id"] == "deva_sinf-vs-muon-tuned")
     assert vs_muon["paper_value"].startswith("6.6%") and "early training" in vs_muon["statement"]
     assert vs_muon["regime"]["tokens"] == 1024  # the 100% run's own length
@@ -148,9 +153,9 @@ def test_report_refuses_runs_that_predate_the_protocol(tmp_path):
 def test_figures_draw_from_tiny_results(tiny_results, tmp_path):
     from geomopt.report.figures import draw_all
 
-    names = ["paper2/gpt_curves", "paper2/image_accuracy"]
+    names = ["paper2/gpt_curves", "paper2/gpt_curves_shared", "paper2/image_accuracy"]
     drawn, bad = draw_all(tiny_results.parent, tmp_path / "figs", only=names, out=lambda *_: None)
-    assert (drawn, bad) == (2, [])
+    assert (drawn, bad) == (3, [])
     assert all((tmp_path / "figs" / f"{n}.png").exists() for n in names)
 
 
