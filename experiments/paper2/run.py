@@ -16,21 +16,23 @@ Plan (full mode, CPU preset):
      ``search``: lr of both halves, and SOAP's / DeVA-S∞'s eigenbasis refresh period), then each at
      its chosen values on seeds 1, 2, 3 as budget groups at 25/50/100% -> results/paper2/ (runs/,
      tuning.json). Runs ``protocol__<method>__s<seed>_b<pct>``.
-  2. Images (fashion_resnet.toml, 234 steps of 128 images = half an epoch, warmdown schedule, test
-     set evaluated every quarter on its first 5,120 images): SGD, AdamW, Muon, DeVA-S∞, the lr of
+  2. Images (fashion_resnet.toml, 156 steps of 128 images = a third of an epoch, warmdown schedule,
+     test set evaluated every quarter on its first 5,120 images): SGD, AdamW, Muon, DeVA-S∞, the lr of
      each tuned with 4 seed-0 trials selected on the held-out 10% of the training set
      (``select_acc``), then seeds 1, 2, 3 at 100% -> results/paper2/image/.
   (--shared-lr, not in the hour: the Figure 1 setting, 4 methods × 3 seeds at one lr 1e-3, runs
   ``fig1__<method>__s<seed>``, and the update RMS per unit lr -> update_rms.json.)
 
-Time of the full plan on 2 cores (``--jobs 2``; one run per core), from per-step times measured on
-this machine with one thread while other jobs ran (noisy): GPT 0.40-0.43 s/step for every method
-(the 8192 × 128 embedding and head dominate), ~75 s per 160-step run with its evaluations; images
-0.15-0.20 s/step, ~45 s per 234-step run. GPT: 5 × 6 = 30 trials + 15 budget groups (a group costs
-~1.15 runs: the 25% and 50% budgets branch off the long run and train only their own warmdown)
-≈ 47 runs × 75 s / 2 ≈ 30 min. Images: 4 × 4 = 16 trials + 12 runs = 28 × 45 s / 2 ≈ 11 min.
-Experiments ≈ 41 min; with paper 2's theory checks (toy quadratic ~6 min, blockwise smoothness
-~2.5 min, one core) ``make reproduce-paper2`` ≈ 50 min. (--shared-lr adds 12 × 75 s / 2 ≈ 8 min.)
+Time of the full plan on 2 cores (``--jobs 2``, one thread per run). Per run: GPT ≈ 75 s (0.40-0.43
+s/step for every method: the 8192 × 128 embedding and head dominate; plus 8 evaluations), images
+≈ 40 s (0.15-0.20 s/step); measured with one thread while other jobs shared the machine, so noisy:
+under load ~3 a DeVA-S∞ run took 90 s (GPT) and 84 s (images, 234 steps). The tuning trains each
+round of the lockstep searches 2 at a time, so a round with an odd count leaves a core idle (slots
+counted by replaying the searches with random scores). GPT tuning: 5 × 6 = 30 trials in ≤ 17 slots
+× 75 s ≈ 21 min; GPT verdicts: 15 budget groups (~1.15 runs each: the 25% and 50% budgets branch off
+the long run and train only their own warmdown) in 8 slots × 86 s ≈ 11.5 min; images: 4 × 4 = 16
+trials + 12 verdict runs in 8 + 6 slots × 40 s ≈ 9.5 min. Experiments ≈ 42 min; with paper 2's theory checks (toy quadratic ~6 min, blockwise smoothness
+~2.5 min, one core) ``make reproduce-paper2`` ≈ 51 min. (--shared-lr adds 6 slots × 75 s ≈ 8 min.)
 
 Runs go through the one trainer (geomopt.train) as resumable sweeps: a killed run continues from
 its checkpoints, finished runs and trials are read back.
@@ -59,14 +61,14 @@ PRESETS = {
             "image": REPO_ROOT / "experiments/presets/gpu/cifar10_resnet18.toml"},
 }
 TASKS = ("gpt", "image")
-IMAGE_STEPS = {"full": 234, "quick": 16}
+IMAGE_STEPS = {"full": 156, "quick": 16}  # full: a third of an epoch of Fashion-MNIST
 IMAGE_BATCH = 128
 # Overrides per mode at the CPU presets. quick: a pipeline check in about a minute, not science.
 CPU_SCALE = {
     "full": {"gpt": {},
              "image": {"epochs": 0, "steps": IMAGE_STEPS["full"], "batch_size": IMAGE_BATCH, "schedule": "warmdown",
                        "warmdown_frac": 0.2, "warmup_steps": 12, "eval_every": IMAGE_STEPS["full"] // 4 * IMAGE_BATCH,
-                       "eval_batches": 40, "log_every": 5, "checkpoint_every": 117}},
+                       "eval_batches": 40, "log_every": 2, "checkpoint_every": 78}},
     "quick": {"gpt": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32,
                       "n_head": 2, "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4,
                       "checkpoint_every": 0},

@@ -13,22 +13,25 @@ Plan (full mode, CPU presets), per task, each into its own directory (runs/, tun
   1. GPT (experiments/presets/cpu/gpt_bpe_small.toml: 2 layers, d = 128, 160 steps of 16 × 128 BPE
      tokens) -> results/paper3/: AdamW, Lion, Stacey(p,2), Stacey(p,p) at p = 3, 7 seed-0 trials each
      (methods.toml ``search``), then seeds 1, 2, 3 as budget groups at 25/50/100%.
-  2. Images (fashion_resnet.toml, 234 steps of 128 images = half an epoch of Fashion-MNIST, warmdown
-     schedule) -> results/paper3/image/: SGD-Nesterov, AdamW, Lion and both Stacey variants, 7 trials
+  2. Images (fashion_resnet.toml, 156 steps of 128 images = a third of an epoch of Fashion-MNIST,
+     warmdown schedule) -> results/paper3/image/: SGD-Nesterov, AdamW, Lion and both Stacey variants, 7 trials
      each selected on the held-out 10% of the training set (``select_acc``), then seeds 1, 2, 3 at
      25/50/100% (Table 1 reports epochs 50/100/200 of 200; here each budget is annealed at its end).
   Runs ``protocol__<method>__s<seed>_b<pct>``; trials ``tune__<method>__<hash>``.
   (--p-sweep: the same tuning of Stacey(p,2) and Stacey(p,p) at p = 2 and 4 -> tuning_p.json in each
   task directory; p = 3 is the main tuning. 2 × 2 × 7 = 28 trials per task: GPT ≈ 18 min, images
-  ≈ 11 min on 2 cores: a separate target, outside the hour.)
+  ≈ 10 min on 2 cores: a separate target, outside the hour.)
 
-Time of the full plan on 2 cores (``--jobs 2``), from per-step times measured on this machine with
-one thread while other jobs ran (noisy): GPT 0.40-0.45 s/step for every method (the 8192 × 128
-embedding and head dominate), ~75 s per 160-step run; images 0.15-0.20 s/step, ~45 s per 234-step
-run. A budget group costs ~1.15 runs (the 25% and 50% budgets branch off the long run and train only
-their own warmdown). GPT: 4 × 7 = 28 trials + 12 groups ≈ 42 runs × 75 s / 2 ≈ 26 min. Images:
-5 × 7 = 35 trials + 15 groups ≈ 52 runs × 45 s / 2 ≈ 20 min. With the theory checks (< 1 min)
-``make reproduce-paper3`` ≈ 47 min.
+Time of the full plan on 2 cores (``--jobs 2``, one thread per run). Per run: GPT ≈ 75 s (0.40-0.45
+s/step for every method: the 8192 × 128 embedding and head dominate; plus 8 evaluations), images
+≈ 40 s (0.15-0.20 s/step); measured with one thread while other jobs shared the machine, so noisy
+(under load ~3 a run took 90 s and 84 s). The tuning trains each round of the lockstep searches 2 at
+a time (an odd round leaves a core idle; slots counted by replaying the searches with random
+scores); a budget group costs ~1.15 runs (the 25% and 50% budgets
+branch off the long run and train only their own warmdown). GPT: 4 × 7 = 28 trials in ≈ 16 slots
+× 75 s ≈ 20 min, 12 groups in 6 slots × 86 s ≈ 9 min. Images: 5 × 7 = 35 trials in ≈ 20 slots × 40 s
+≈ 13 min, 15 groups in 8 slots × 46 s ≈ 6 min. With the theory checks (< 1 min) ``make
+reproduce-paper3`` ≈ 49 min.
 
 Runs go through the one trainer (geomopt.train) as resumable sweeps: a killed run continues from
 its checkpoints, finished runs and trials are read back.
@@ -55,13 +58,13 @@ PRESETS = {
             "image": REPO_ROOT / "experiments/presets/gpu/cifar10_resnet18.toml"},
 }
 TASKS = ("gpt", "image")
-IMAGE_STEPS = {"full": 234, "quick": 16}
+IMAGE_STEPS = {"full": 156, "quick": 16}  # full: a third of an epoch of Fashion-MNIST
 IMAGE_BATCH = 128
 CPU_SCALE = {
     "full": {"gpt": {},
              "image": {"epochs": 0, "steps": IMAGE_STEPS["full"], "batch_size": IMAGE_BATCH, "schedule": "warmdown",
                        "warmdown_frac": 0.2, "warmup_steps": 12, "eval_every": IMAGE_STEPS["full"] // 4 * IMAGE_BATCH,
-                       "eval_batches": 40, "log_every": 2, "checkpoint_every": 117}},
+                       "eval_batches": 40, "log_every": 2, "checkpoint_every": 78}},
     "quick": {"gpt": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32,
                       "n_head": 2, "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4,
                       "checkpoint_every": 0},
