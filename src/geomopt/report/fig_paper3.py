@@ -149,7 +149,7 @@ def draw_image_curves(inputs: dict, out_base: Path) -> None:
         _band(ax_acc, runs, "val_acc", label, colour, scale=100)
         _band(ax_nll, runs, "train_loss", label, colour, smooth=5)
     for ax in (ax_acc, ax_nll):
-        ax.set_xlabel("fraction of the training budget (100% run; 25/50% are separate annealed runs)")
+        ax.set_xlabel("fraction of the training budget (the 100% runs)")
     ax_acc.set_ylabel("test accuracy (%)")
     ax_acc.set_ylim(bottom=max(0.0, ax_acc.get_ylim()[0]))
     ax_nll.set_ylabel("train NLL (mini-batch, rolling mean of 5 logs)")
