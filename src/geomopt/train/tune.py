@@ -4,8 +4,8 @@ Rules (issue 12), each enforced by the code below:
 - **Same budget for every method:** ``tune`` spends exactly ``budget`` trials (fewer only when a
   space of fixed choices is exhausted), every trial a run of the same seed-0 config and length.
 - **Each hyper-parameter on its own:** a search space (``search`` table of a method in
-  ``experiments/paperN/methods.toml``) names config keys, e.g. ``optim.lr``, ``optim.tau_ratio``,
-  ``optim.alpha_ratio``, ``adamw.lr`` (the AdamW half of a hidden-matrix optimizer), ``optim.betas``.
+  ``experiments/paperN/methods.toml``) names config keys, e.g. ``optim.lr``, ``optim.tau``,
+  ``optim.alpha`` (Stacey's τ and α, absolute), ``adamw.lr`` (the AdamW half of a hidden-matrix optimizer), ``optim.betas``.
   The search is coordinate-wise: one key swept over its grid with the others at their current
   best, cycling over the keys until no key moves, then refining (midpoints in log space) until the
   budget is spent.
