@@ -26,8 +26,9 @@ from pathlib import Path
 from geomopt.report.ablation import BASELINE
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
+from geomopt.train import protocol
 from geomopt.train.protocol import trial_name, tune_methods, verdict_configs, verdict_runs
-from geomopt.train.sweep import add_jobs_argument, method_config, prune_runs, run_sweep, sweep_main, sweep_session
+from geomopt.train.sweep import add_jobs_argument, prune_runs, run_sweep, sweep_main, sweep_session
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
@@ -81,9 +82,7 @@ def scale(mode: str, preset: str) -> list[str]:
 
 def maker(preset: str, out_dir: Path, extra: list[str]):
     """``make(method, table, overrides, name)`` for geomopt.train.protocol: a run of the method table on the preset."""
-    def make(method: str, table: dict, over: list[str], name: str) -> TrainConfig:
-        return method_config(PRESETS[preset], table, extra + over, name, out_dir, "paper1")
-    return make
+    return protocol.maker(PRESETS[preset], out_dir, "paper1", extra)
 
 
 def with_cauchy(method: dict, seed: int) -> dict:

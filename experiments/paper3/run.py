@@ -46,8 +46,9 @@ from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
+from geomopt.train import protocol
 from geomopt.train.protocol import tune_methods, verdict_runs
-from geomopt.train.sweep import (add_jobs_argument, method_config, sweep_main, sweep_session, toml_value)
+from geomopt.train.sweep import add_jobs_argument, sweep_main, sweep_session, toml_value
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
@@ -100,9 +101,7 @@ def scale(mode: str, preset: str, task: str) -> list[str]:
 
 def maker(preset: str, task: str, out: Path, extra: list[str]):
     """``make(method, table, overrides, name)`` for geomopt.train.protocol: one run on the task's preset."""
-    def make(method: str, table: dict, over: list[str], name: str) -> TrainConfig:
-        return method_config(PRESETS[preset][task], table, extra + over, name, task_dir(out, task), "paper3")
-    return make
+    return protocol.maker(PRESETS[preset][task], task_dir(out, task), "paper3", extra)
 
 
 def specs(mode: str, task: str) -> dict[str, dict]:

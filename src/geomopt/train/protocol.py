@@ -108,3 +108,13 @@ def verdict_runs(specs: dict[str, dict], make: Make, tuning: str | Path, seeds, 
 
     return run_sweep(verdict_configs(specs, make, tuning, seeds), since=since, jobs=jobs, log=log,
                      budgets=fractions)
+
+
+def maker(preset: str | Path, out_dir: Path, paper: str, extra: list[str] = ()) -> Make:
+    """``make(method, table, overrides, name)``: one run of a methods.toml table on ``preset`` with ``extra``
+    overrides first (``geomopt.train.sweep.method_config``), writing under ``out_dir``."""
+    from geomopt.train.sweep import method_config
+
+    def make(method: str, table: dict, over: list[str], name: str):
+        return method_config(Path(preset), table, list(extra) + list(over), name, out_dir, paper)
+    return make
