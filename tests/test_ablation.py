@@ -15,11 +15,17 @@ def _run_mod():
 
 
 def test_plan_clean_shrinkage_first_then_the_cauchy_grid(tmp_path):
-    configs = _run_mod().plan("full", "cpu", tmp_path, [], ablate=True)
+    import json
+
+    (tmp_path / "tuning.json").write_text(json.dumps({"methods": {"adamw": {"chosen": {"optim.lr": 0.001}}}}))
+    configs = _run_mod().ablation_configs("full", "cpu", tmp_path, [])
     names = [c.name for c in configs]
-    assert len(names) == len(set(names)) == 12 + 24 + 24
-    assert all(n.startswith("clean__shrink_adamw-") for n in names[:12])
-    assert all(n.startswith("cauchy__") for n in names[12:])
+    # each group's same-seed baselines (at their tuned values), then its variants
+    assert len(names) == len(set(names)) == 1 + 12 + 2 + 24 + 24
+    assert names[0] == "clean__adamw__s0" and configs[0].optim["lr"] == 0.001
+    assert all(n.startswith("clean__shrink_adamw-") for n in names[1:13])
+    assert names[13:15] == ["cauchy__adamw__s0", "cauchy__muon__s0"]
+    assert all(n.startswith("cauchy__") for n in names[13:])
     for c in configs:
         assert c.seed == 0 and c.out_path.parent == tmp_path / "ablation" / "runs"
         assert ("cauchy_noise" in c.grad_transform) == c.name.startswith("cauchy__")

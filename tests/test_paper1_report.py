@@ -1,4 +1,4 @@
-"""Paper 1's report names the committed runs that predate the current main variants."""
+"""Paper 1's report: the main-variant table is read from the property record, never typed in."""
 
 import importlib.util
 import json
@@ -14,18 +14,15 @@ def _report(monkeypatch):
     return mod
 
 
-def _run(root, name, optim):
-    (root / "runs").mkdir(exist_ok=True)
-    (root / "runs" / f"{name}.jsonl").write_text(json.dumps({"meta": {"config": {"optim": optim}}}) + "\n")
-
-
-def test_older_variants_are_named_and_current_ones_are_not(tmp_path, monkeypatch):
-    older_variants = _report(monkeypatch).older_variants
-    _run(tmp_path, "clean__shrink_adamw__s0", {"psi": "smooth", "t": 3.0})  # before second_moment existed
-    _run(tmp_path, "clean__clip_muon__s0", {"psi": "hard", "scale": "mad"})
-    _run(tmp_path, "clean__adamw__s0", {"lr": 3e-3})
-    lines = older_variants(tmp_path)
-    assert any("1 shrink_adamw runs" in line for line in lines) and any("1 clip_muon runs" in line for line in lines)
-    _run(tmp_path, "clean__shrink_adamw__s0", {"psi": "smooth", "second_moment": "winsor"})
-    _run(tmp_path, "clean__clip_muon__s0", {"psi": "hard", "scale": "rowcol_geo"})
-    assert older_variants(tmp_path) == []
+def test_main_variant_table_lists_what_passes_and_the_first_failure(tmp_path, monkeypatch):
+    main_variant = _report(monkeypatch).main_variant
+    assert main_variant(tmp_path) == []
+    ok = {p: {"pass": True} for p in ("iid", "jump", "rare", "cauchy")}
+    rec = {"betas": [0.9, 0.99], "entries": 10, "properties": ["iid", "jump", "rare", "cauchy"],
+           "variants": {"main": {"second_moment": "winsor", "warmup": "entry"}},
+           "rows": [{"variant": "main", "psi": "smooth", "t": 3.0, **ok, "all_pass": True},
+                    {"variant": "main", "psi": "redescend", "t": 2.0, **ok, "rare": {"pass": False},
+                     "all_pass": False}]}
+    (tmp_path / "shrink_properties.json").write_text(json.dumps(rec))
+    row = next(line for line in main_variant(tmp_path) if line.startswith("| main"))
+    assert "smooth 3" in row.split("|")[2] and "redescend 2 (rare)" in row.split("|")[3]

@@ -14,7 +14,9 @@ def trace(tmp_path_factory):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path_factory.mktemp("trace")
-    configs = [c for c in mod.plan("quick", "cpu", out, ["total_tokens=12_288"], False)]
+    make = mod.maker("cpu", out, mod.scale("quick", "cpu") + ["total_tokens=6_144", "seed=0"])
+    configs = [make(m, mod.split_search(mod.load_methods()[m])[0], [], f"protocol__{m}__s0")
+               for m in ("adamw", "shrink_adamw")]
     mod.trace_shrink(configs, out, every=2)
     return read_json(out / "shrink_trace.json"), out
 

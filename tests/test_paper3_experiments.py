@@ -1,17 +1,20 @@
-"""experiments/paper3: the plan builds valid configs for both presets; a tiny quick run (sklearn digits,
-a 1-layer GPT, a few steps) goes through the trainer, then report.py and the figures read it."""
+"""experiments/paper3 on the protocol: the search keys are Stacey's own constructor arguments, the same
+budget for every method; a tiny quick run (sklearn digits, a 1-layer GPT) writes trials, tuning records
+and verdict runs, and report.py and the figures read them (and refuse runs that predate the protocol)."""
 
 import importlib.util
+import inspect
 import json
-import math
 import os
 import subprocess
 import sys
 
 import pytest
 
+from geomopt.optim.stacey import Stacey
 from geomopt.report.claims import validate
-from geomopt.results import REPO_ROOT, read_run
+from geomopt.results import REPO_ROOT, read_json
+from geomopt.train.tune import split_search
 
 RUN = REPO_ROOT / "experiments/paper3/run.py"
 REPORT = REPO_ROOT / "experiments/paper3/report.py"
@@ -30,84 +33,70 @@ def run_mod():
     return _load(RUN, "paper3_run")
 
 
-def _plan(run_mod, mode, preset, tmp_path):
-    planner = run_mod.Planner(mode, preset, tmp_path / "res", tmp_path / "ck", {})
-    return planner, {"sweep": planner.lr_sweep(), "seeds": planner.more_seeds(), "p": planner.p_sweep(),
-                     "gpt": planner.gpt()}
+def test_stacey_search_uses_the_optimizers_own_arguments(run_mod):
+    """τ and α are searched apart from lr, as the absolute values the constructor takes, and β2 is searched."""
+    accepted = set(inspect.signature(Stacey.__init__).parameters)
+    for task in run_mod.TASKS:
+        for m in run_mod.STACEY:
+            keys = [p.key for p in split_search(run_mod.load_methods()[task][m])[1]]
+            assert keys[0] == "optim.lr" and {"optim.tau", "optim.alpha", "optim.betas"} <= set(keys)
+            assert {k.split(".", 1)[1] for k in keys} <= accepted  # no tau_ratio / alpha_ratio
+        for m, t in run_mod.load_methods()[task].items():
+            assert "optim.lr" in {p.key for p in split_search(t)[1]}, m
+    assert set(run_mod.load_methods()["image"]) == {"sgd", "adamw", "lion", "stacey_p2", "stacey_pp"}
+    assert set(run_mod.load_methods()["gpt"]) == {"adamw", "lion", "stacey_p2", "stacey_pp"}
+    assert run_mod.SEEDS["full"] == [1, 2, 3] and run_mod.FRACTIONS["full"] == (0.25, 0.5, 1.0)
 
 
-def test_full_cpu_plan(run_mod, tmp_path):
-    planner, plan = _plan(run_mod, "full", "cpu", tmp_path)
-    methods = planner.methods
-    assert len(plan["sweep"]) == sum(len(run_mod.tune.planned_grid(s)) for s in methods["image"].values())
-    assert len(plan["seeds"]) == 2 * len(methods["image"])  # seeds 1, 2 at the chosen lr
-    assert {c.seed for c in plan["seeds"]} == {1, 2}
-    assert {c.optim["p"] for c in plan["p"]} == {2.0, 2.5, 4.0}  # p = 3 is the main sweep
-    assert {c.optimizer for c in plan["gpt"]} == {"adamw", "lion", "stacey_p2", "stacey_pp"}
-    images = plan["sweep"] + plan["seeds"] + plan["p"]
-    for c in images:  # evaluations fall exactly on 25% and 50% of the budget
-        assert c.task == "image" and c.dataset == "fashion_mnist" and c.steps > 0
-        assert 4 * c.eval_every == c.steps * c.batch_size
+def test_full_cpu_plan_builds_valid_configs(run_mod, tmp_path, capsys):
+    assert run_mod.main(["--dry-run", "--p-sweep", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "check__stacey_pp-p4: task=gpt" in printed and "check__lion: task=image" in printed
+    make = run_mod.maker("cpu", "image", tmp_path, run_mod.scale("full", "cpu", "image"))
+    for m, t in run_mod.load_methods()["image"].items():
+        c = make(m, split_search(t)[0], [], f"check__{m}")
+        assert c.dataset == "fashion_mnist" and c.steps == run_mod.IMAGE_STEPS["full"] and c.schedule == "warmdown"
         assert "momentum" not in c.optim or c.optimizer == "sgd"  # the preset's SGD table never leaks
-    names = [c.name for c in images + plan["gpt"]]
-    assert len(names) == len(set(names))
-    assert all(c.out_path.parent == tmp_path / "res" / "runs" for c in images + plan["gpt"])
+    arms = run_mod.p_sweep_specs("full", "gpt")
+    assert {(a.split("-p")[0], t["optim"]["p"]) for a, t in arms.items()} == \
+        {(m, p) for m in run_mod.STACEY for p in run_mod.P_SWEEP}
 
 
-def test_gpu_plan_uses_gpu_presets(run_mod, tmp_path, capsys):
-    _, plan = _plan(run_mod, "full", "gpu", tmp_path)
-    img = plan["sweep"][0]
-    assert (img.dataset, img.model, img.epochs) == ("cifar10", "resnet18", 200.0)
-    gpt = plan["gpt"][0]
-    assert gpt.dataset == "fineweb" and gpt.n_layer == 12 and gpt.steps == 5100
+def test_gpu_dry_run(run_mod, tmp_path, capsys):
     assert run_mod.main(["--preset", "gpu", "--dry-run", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "image__stacey_p2-p3__lr" in printed and "gpt__lion__lr" in printed
+    assert "check__stacey_p2: task=image" in printed and "steps=5100" in printed
 
 
-def test_quick_plan_is_small(run_mod, tmp_path):
-    _, plan = _plan(run_mod, "quick", "cpu", tmp_path)
-    assert len(plan["sweep"]) == 5 and plan["seeds"] == [] and len(plan["p"]) == 4 and len(plan["gpt"]) == 4
-
-
-def test_chosen_lr_reads_the_sweep(run_mod, tmp_path):
-    """Seeds 1, 2 run at the lr whose seed-0 run has the lowest final train NLL."""
-    from geomopt.results import RunLog
-
-    planner = run_mod.Planner("full", "cpu", tmp_path / "res", tmp_path / "ck", {})
-    grid = run_mod.tune.planned_grid(planner.methods["image"]["lion"])
-    assert planner.chosen_lr("lion") == (planner.methods["image"]["lion"]["lr"], False)
-    for i, lr in enumerate(grid):
-        cfg = planner.config("image", "lion", lr, 0)
-        log = RunLog(cfg.out_path, {"config": {"name": cfg.name}, "seed": 0, "total_steps": 10})
-        loss = 1.0 if i == len(grid) - 1 else 2.0
-        log.log(step=10, tokens=1280, train_loss=loss)
-        log.close(status="completed")
-    assert planner.chosen_lr("lion") == (grid[-1], True)
+def test_bad_override_exits_2(run_mod, tmp_path, capsys):
+    assert run_mod.main(["--dry-run", "--out", str(tmp_path), "--gpt-override", "n_layr=2"]) == 2
+    assert "n_layr" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
     root = tmp_path_factory.mktemp("p3") / "results"
-    out = root / "paper3"
-    cmd = [sys.executable, str(RUN), "--quick", "--out", str(out), "--checkpoints", str(root / "ck"),
-           "--image-override", "dataset=digits", "--image-override", "steps=8",
-           "--image-override", "eval_every=256", "--image-override", "width=4",
-           "--image-override", "log_every=1", "--gpt-override", "log_every=1",
-           "--gpt-override", "n_layer=1", "--gpt-override", "n_head=2", "--gpt-override", "n_embd=16",
-           "--gpt-override", "seq_len=16", "--gpt-override", "batch_size=8", "--gpt-override", "total_tokens=1024",
-           "--gpt-override", "eval_every=256", "--gpt-override", "eval_tokens=256"]
+    image = ["dataset=digits", "steps=8", "batch_size=32", "eval_every=64", "width=4", "eval_batches=1"]
+    gpt = ["n_layer=1", "n_head=2", "n_embd=16", "seq_len=16", "batch_size=8", "total_tokens=1024", "eval_every=256",
+           "eval_tokens=128", "log_every=1"]
+    cmd = [sys.executable, str(RUN), "--quick", "--p-sweep", "--out", str(root / "paper3")]
+    cmd += [a for o in image for a in ("--image-override", o)] + [a for o in gpt for a in ("--gpt-override", o)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     return root
 
 
-def test_tiny_quick_run_writes_runs(tiny_results):
-    runs = sorted((tiny_results / "paper3" / "runs").glob("*.jsonl"))
-    assert len(runs) == 13
-    meta, rows = read_run(tiny_results / "paper3" / "runs" / "image__stacey_pp-p4__lr0.03__s0.jsonl")
-    assert meta["status"] == "completed" and meta["config"]["optim"]["p"] == 4.0
-    assert rows["val_acc"].notna().sum() >= 4  # start + every quarter
+def test_tiny_quick_run_writes_trials_records_and_verdict_runs(run_mod, tiny_results):
+    res = tiny_results / "paper3"
+    for task in run_mod.TASKS:
+        where = run_mod.task_dir(res, task)
+        names = {p.stem for p in (where / "runs").glob("*.jsonl")}
+        quick = run_mod.QUICK_METHODS[task]
+        assert {f"protocol__{m}__s1_b{b}" for m in quick for b in (50, 100)} <= names
+        rec = read_json(where / "tuning.json")
+        assert rec["metric"] == run_mod.SELECT_METRIC[task] and set(rec["methods"]) == set(quick)
+        assert all(len(t["trials"]) == run_mod.TUNE_BUDGET["quick"] for t in rec["methods"].values())
+        assert set(read_json(where / "tuning_p.json")["methods"]) == set(run_mod.p_sweep_specs("quick", task))
 
 
 def test_report_on_tiny_run(tiny_results):
@@ -116,17 +105,25 @@ def test_report_on_tiny_run(tiny_results):
                        env=ENV)
     assert r.returncode == 0, r.stderr
     report = (out / "REPORT.md").read_text()
-    assert "Table 1 analogue" in report and "p sweep — images" in report and "GPT on Shakespeare" in report
-    table1 = report.split("## Table 1 analogue")[1]
-    row = next(line for line in table1.splitlines() if line.startswith("| Stacey(p,2) |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert all(math.isfinite(float(c.split()[0])) for c in cells[2:])  # 3 NLLs + 3 accuracies, computed
+    assert "Table 1 analogue" in report and "p sweep (tuned per p" in report and "final validation loss" in report
+    assert "## Summary: claims and verdicts" in report and "## Protocol" in report and "τ = lr·tau_ratio" not in report
     claims = json.loads((out / "claims.json").read_text())
     for c in claims:
         validate(c)  # the registry schema (geomopt.report.claims)
-    assert claims and any("final test accuracy" in c["statement"] for c in claims)
-    assert "## Summary: claims and verdicts" in report and "## Protocol" in report
-    assert any(ch.isdigit() for c in claims for ch in c["ours"])
+    ids = {c["id"] for c in claims}
+    assert {"images-acc", "images-nll", "images-acc-b50", "gpt-val-loss", "gpt-val-loss-b50"} <= ids
+    assert all("early training" in c["statement"] for c in claims if c["id"].startswith(("images", "gpt")))
+    best_p = [c for c in claims if c["id"].startswith("best-p-")]
+    assert best_p and all(c["verdict_word"] == "inconclusive" for c in best_p)  # one seed per p
+
+
+def test_report_refuses_runs_that_predate_the_protocol(tmp_path):
+    old = tmp_path / "paper3" / "runs"
+    old.mkdir(parents=True)
+    (old / "image__sgd__lr0.1__s0.jsonl").write_text("{}\n")
+    r = subprocess.run([sys.executable, str(REPORT), "--results", str(tmp_path)], capture_output=True, text=True,
+                       env=ENV)
+    assert r.returncode == 2 and "predate" in r.stderr and "run experiments/paper3/run.py" in r.stderr
 
 
 def test_figures_on_tiny_run(tiny_results, tmp_path):

@@ -84,3 +84,50 @@ def test_deva_sinf_has_one_set_of_defaults():
     cls_defaults = DevaSinf([w]).defaults
     assert get_spec("deva_sinf").defaults == cls_defaults
     assert (cls_defaults["lr"], cls_defaults["weight_decay"]) == (3e-3, 0.01)  # the public code's
+
+
+def test_shrink_classes_leave_the_other_classes_to_plain_adamw():
+    """ShrinkAdamW restricted to embeddings + head: the hidden matrices and gains follow torch's AdamW
+    bit for bit (same betas/eps/wd, torch's fused kernel), on heavy-tailed gradient streams."""
+    hp = dict(lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1, psi="smooth", t=2.0, warmup_steps=2)
+    torch.manual_seed(0)
+    model, ref_model = _Tiny(), _Tiny()
+    ref_model.load_state_dict(model.state_dict())
+    (opt,) = build_optimizers("shrink_adamw", model, {**hp, "shrink_classes": ["embeddings", "head"]})
+    assert [(len(g["params"]), g["psi"], g["weight_decay"]) for g in opt.param_groups] == [
+        (2, "smooth", 0.1), (1, None, 0.1), (4, None, 0.0)]  # emb + head weights | body weight | gains, biases
+    decay = [ref_model.body.weight, ref_model.emb.weight, ref_model.head.weight]
+    rest = [p for p in ref_model.parameters() if all(p is not q for q in decay)]
+    ref = torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],
+                            **{k: hp[k] for k in ("lr", "betas", "eps", "weight_decay")}, fused=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        for p, q in zip(model.parameters(), ref_model.parameters()):
+            g = torch.randn(p.shape, generator=gen) / torch.rand(p.shape, generator=gen).clamp_min(1e-3)  # heavy tails
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step(), ref.step()
+    for name, p in model.named_parameters():
+        q = dict(ref_model.named_parameters())[name]
+        assert torch.equal(p, q) == (name not in ("emb.weight", "head.weight")), name  # the shrink acts only there
+
+
+@pytest.mark.parametrize("name, classes, words", [
+    ("shrink_adamw", ["embedding"], "did you mean 'embeddings'"),
+    ("shrink_adamw", [], "non-empty list"),
+    ("adamw", ["head"], "takes no shrink_classes"),
+    ("clip_muon", ["hidden"], "takes no shrink_classes"),
+])
+def test_bad_shrink_classes_are_one_line_errors(name, classes, words):
+    with pytest.raises(ValueError, match=words):
+        build_optimizers(name, _Tiny(), {"shrink_classes": classes})
+
+
+def test_a_bad_shrink_class_in_a_config_exits_2_with_one_line(tmp_path, capsys, repo_root):
+    from geomopt.train import cli
+
+    smoke = str(repo_root / "experiments" / "presets" / "cpu" / "smoke.toml")
+    rc = cli.main([smoke, f"out={tmp_path}/m.jsonl", f"checkpoint_dir={tmp_path}/c", "optimizer=shrink_adamw",
+                   'optim.shrink_classes=["embeddings", "heads"]'])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "'heads' unknown" in err, err
+    assert not any(tmp_path.rglob("*"))

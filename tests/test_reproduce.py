@@ -20,7 +20,10 @@ def test_reproduce_paper1_quick_end_to_end(tmp_path):
     for check in ("localization", "bayes_shrinkage", "cauchy_convergence", "real_noise"):
         assert json.loads((res / "theory" / f"{check}.json").read_text())["meta"]["quick"] is True
     assert (tmp_path / "figures" / "quick" / "paper1" / "curves_clean.png").exists()
-    assert len(list((res / "paper1" / "runs").glob("*.jsonl"))) == 8
+    names = {p.stem for p in (res / "paper1" / "runs").glob("*.jsonl")}
+    assert {"protocol__adamw__s1_b50", "protocol__adamw__s1_b100", "cauchy__clip_muon__s1"} <= names
+    assert sum(n.startswith("tune__") for n in names) == 8  # 4 methods × the quick budget of 2 trials
+    assert json.loads((res / "paper1" / "tuning.json").read_text())["budget"] == 2
 
 
 def test_unknown_paper_exits_2():

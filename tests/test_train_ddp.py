@@ -85,6 +85,8 @@ def test_ddp_ranks_share_the_muon_work_in_the_trainer_and_resume(tmp_path):
         assert len(a) == len(b) == len(c) > 2, col
         assert a == pytest.approx(b, rel=1e-6, abs=0), col
         assert a == pytest.approx(c, rel=2e-5, abs=0), col
+    rates = [run["clip_muon_clip_frac"].dropna().tolist() for run in (sharded, plain)]
+    assert len(rates[0]) > 2 and rates[0] == pytest.approx(rates[1], abs=1e-9)  # every rank's matrices counted
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     work = [r["matrix_steps"] for r in ranks]  # matrices each rank stepped in the 6 resumed steps
     assert sum(work) == 6 * ranks[0]["matrices"] and min(work) > 0, work

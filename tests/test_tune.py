@@ -128,14 +128,29 @@ def test_selection_reads_only_the_select_split(tmp_path):
 
 
 def test_a_tiny_real_search_writes_its_record(tmp_path):
-    """Three trials of the smoke GPT on the selection split, then tuning.json and its Protocol rows."""
-    def make(over, name):
+    """Three trials of the smoke GPT on the selection split (trained together, geomopt.train.protocol), then
+    tuning.json and its Protocol rows; a second call reads the finished trials back instead of retraining."""
+    from geomopt.train.protocol import tune_methods
+
+    def make(method, table, over, name):
         return _gpt(tmp_path, name, "steps=3", *over)
-    space = T.parse_space({"optim.lr": {"center": 3e-3, "factor": 3, "points": 3}})
-    s = T.tune(space, T.trainer_objective(make), budget=3)
+    spec = {"adamw": {"search": {"optim.lr": {"center": 3e-3, "factor": 3, "points": 3}}}}
+    s = tune_methods(spec, make, 3, tmp_path / "tuning.json", log=lambda *a: None)["adamw"]
     assert len(s.trials) == 3 and all(math.isfinite(t.score) for t in s.trials)
-    rec = T.write_tuning(tmp_path / "tuning.json", {"adamw": s}, budget=3)
     on_disk = json.loads((tmp_path / "tuning.json").read_text())
     assert on_disk["split"] == "select" and len(on_disk["methods"]["adamw"]["trials"]) == 3
-    row = tuning_rows(rec)[0]
+    row = tuning_rows(on_disk)[0]
     assert row["trials"] == 3 and row["at_edge"] in ("yes", "no") and "select" in row["selected_on"]
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jsonl")}
+    again = tune_methods(spec, make, 3, tmp_path / "tuning.json", log=lambda *a: None)["adamw"]
+    assert [t.score for t in again.trials] == [t.score for t in s.trials]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jsonl")} == mtimes
+
+
+def test_prefetch_sees_each_grid_before_it_is_scored():
+    """tune(prefetch=...) is called with every untried value of a grid, at most the budget left."""
+    seen = []
+    space = T.parse_space({"x": {"center": 1.0, "factor": 2, "points": 3}})
+    s = T.tune(space, lambda v: (math.log2(v["x"]) - 3) ** 2, budget=5, prefetch=lambda b: seen.append(b))
+    assert len(s.trials) == 5 and [len(b) for b in seen][0] == 3
+    assert sum(len(b) for b in seen) == 5

@@ -1,16 +1,18 @@
 """Paper 1 experiments: tokens saved by smooth shrinkage in front of Adam and by entry-wise
-clipping in front of Muon, against the remedies the paper positions itself against
-(global-norm clipping, SPECTRA-style spectral soft clipping), on clean gradients and with
-synthetic entry-wise Cauchy contamination (the regime where the theory predicts gains).
+clipping in front of Muon, against the remedies the paper positions itself against (global-norm
+clipping, spectral clipping, SPECTRA soft clipping), on the BPE language model under the protocol
+(issue 12): every method tuned with the same trial budget on the selection split, then three
+paired seeds at three budgets; and the Cauchy control (synthetic entry-wise Cauchy contamination,
+the regime where the theory predicts gains).
 
-    python experiments/paper1/run.py                 # CPU preset: GPT on Shakespeare characters, 3 seeds
-    python experiments/paper1/run.py --quick         # one seed, short runs (minutes) -> results/quick/paper1
-    python experiments/paper1/run.py --ablate        # ψ variant × t ∈ {2,3,4} × clip position (make ablate-paper1)
+    python experiments/paper1/run.py                 # CPU preset: 2-layer GPT on Shakespeare BPE (~45 min, 2 cores)
+    python experiments/paper1/run.py --quick         # one seed, tiny runs (minutes) -> results/quick/paper1
+    python experiments/paper1/run.py --ablate        # ψ variant × t × clip position, seed 0 (make ablate-paper1)
     python experiments/paper1/run.py --trace         # only the ShrinkAdamW trace (also part of the default run)
     python experiments/paper1/run.py --preset gpu --data-dir /path/to/fineweb10B   # GPT-2 124M on FineWeb shards
 
-Runs go through the one trainer (geomopt.train) as a resumable sweep: a killed sweep
-continues from its checkpoints; finished runs are skipped.
+Runs go through the one trainer (geomopt.train) as resumable sweeps (geomopt.train.protocol): a
+killed run continues from its checkpoints and finished runs and trials are read back.
 """
 
 from __future__ import annotations
@@ -21,24 +23,27 @@ import sys
 import tomllib
 from pathlib import Path
 
+from geomopt.report.ablation import BASELINE
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
-from geomopt.train.sweep import add_jobs_argument, method_config, run_sweep, sweep_main, sweep_session
+from geomopt.train import protocol
+from geomopt.train.protocol import trial_name, tune_methods, verdict_configs, verdict_runs
+from geomopt.train.sweep import add_jobs_argument, prune_runs, run_sweep, sweep_main, sweep_session
+from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
+PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt_bpe_small.toml",
            "gpu": REPO_ROOT / "experiments/presets/gpu/gpt2_124m_fineweb.toml"}
 
-# Scale of each mode at the CPU preset. Batch 16 × 128 tokens keeps enough optimizer steps
-# inside the budget that fits 2 cores (~6k tokens/s for this 0.8M-parameter GPT).
+# Overrides per mode at the CPU preset. quick: a pipeline check in a few minutes, not science.
 CPU_SCALE = {
-    "full": {"total_tokens": 800_000, "batch_size": 16, "eval_every": 32_000, "eval_tokens": 16_384,
-             "warmup_steps": 30, "checkpoint_every": 100},
-    # quick: a pipeline check in ~2 minutes, not science (a 2-layer d=64 GPT, 40k tokens)
-    "quick": {"total_tokens": 40_000, "batch_size": 16, "seq_len": 64, "n_layer": 2, "n_embd": 64, "n_head": 2,
-              "eval_every": 8_000, "eval_tokens": 4_096, "warmup_steps": 5, "checkpoint_every": 20},
+    "full": {},
+    "quick": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32, "n_head": 2,
+              "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4, "checkpoint_every": 16},
 }
-SEEDS = {"full": [0, 1, 2], "quick": [0]}
+SEEDS = {"full": [1, 2, 3], "quick": [1]}  # verdict seeds: disjoint from the tuning seed 0
+FRACTIONS = {"full": (0.25, 0.5, 1.0), "quick": (0.5, 1.0)}  # the protocol's budgets, each annealed at its end
+TUNE_BUDGET = {"full": 4, "quick": 2}  # trials per method, the same for every method
 # GPU preset: evaluate every 25 steps (13.1M tokens, ~0.5% of the run) on 2M validation tokens,
 # dense enough to resolve a 2% token saving (the preset's 125-step grid gives ~2.5%).
 GPU_SCALE = {"eval_every": 13_107_200, "eval_tokens": 2_097_152}
@@ -47,12 +52,13 @@ GPU_SCALE = {"eval_every": 13_107_200, "eval_tokens": 2_097_152}
 # Cauchy(0, γ·RMS(G)) draw (geomopt.noise.inject), before any clipping or shrinkage.
 CAUCHY = {"eps": 0.02, "gamma": 1.0}
 
-MAIN_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon", "clipnorm_adamw", "spectra_adamw"]
+MAIN_METHODS = ["adamw", "shrink_adamw", "shrink_adamw_heavy", "muon", "clip_muon", "clipnorm_adamw",
+                "spectral_clip_adamw", "spectra_cal_adamw"]
 CONTROL_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
 QUICK_METHODS = ["adamw", "shrink_adamw", "muon", "clip_muon"]
-# The ablation (make ablate-paper1), seed 0, same budget as the main runs. "clean" comes first: it asks
-# which ψ/t makes Adam + shrinkage lose on clean gradients; "cauchy" is the full grid under contamination.
-# Thresholds per position where they differ: post-clipping acts on m̂/√v̂, which stays below ≈ 2.35 for
+# The ablation (make ablate-paper1), seed 0, same budget as the main runs, at each base method's
+# tuned values. "clean" asks which ψ/t makes Adam + shrinkage lose on clean gradients; "cauchy" is
+# the full grid under contamination. Post-clipping acts on m̂/√v̂, which stays below ≈ 2.35 for
 # β = (0.9, 0.99) (≈ 0.3 RMS on noise), so its t must be < 1 to act (t ≥ 2 there was a no-op).
 POST_T = [0.25, 0.5, 0.75]
 ABLATE = {
@@ -70,8 +76,13 @@ def load_methods() -> dict[str, dict]:
     return tomllib.loads((HERE / "methods.toml").read_text())
 
 
-def make_config(preset: str, method: dict, overrides: list[str], name: str, out_dir: Path) -> TrainConfig:
-    return method_config(PRESETS[preset], method, overrides, name, out_dir, "paper1")
+def scale(mode: str, preset: str) -> list[str]:
+    return [f"{k}={v}" for k, v in (CPU_SCALE[mode] if preset == "cpu" else GPU_SCALE).items()]
+
+
+def maker(preset: str, out_dir: Path, extra: list[str]):
+    """``make(method, table, overrides, name)`` for geomopt.train.protocol: a run of the method table on the preset."""
+    return protocol.maker(PRESETS[preset], out_dir, "paper1", extra)
 
 
 def with_cauchy(method: dict, seed: int) -> dict:
@@ -89,31 +100,47 @@ def with_cauchy(method: dict, seed: int) -> dict:
     return m
 
 
-def plan(mode: str, preset: str, out_dir: Path, extra: list[str], ablate: bool) -> list[TrainConfig]:
+def specs(mode: str) -> dict[str, dict]:
     methods = load_methods()
-    scale = [f"{k}={v}" for k, v in (CPU_SCALE[mode] if preset == "cpu" else GPU_SCALE).items()]
+    names = QUICK_METHODS if mode == "quick" else MAIN_METHODS
+    missing = [m for m in names if m not in methods]
+    if missing:
+        raise ConfigError(f"experiments/paper1/methods.toml has no [{missing[0]}] table; add it or drop it from "
+                          "MAIN_METHODS in experiments/paper1/run.py")
+    return {m: methods[m] for m in names}
+
+
+def control_configs(mode: str, preset: str, out: Path, extra: list[str]) -> list[TrainConfig]:
+    """The Cauchy control: each control method at its clean-tuned values (tuning.json), on the verdict seeds."""
+    from geomopt.train.tune import chosen, overrides
+
+    picked = chosen(out / "tuning.json")
+    make = maker(preset, out, scale(mode, preset) + extra)
+    methods = load_methods()
+    return [make(m, with_cauchy(split_search(methods[m])[0], s), overrides(picked[m]) + [f"seed={s}"],
+                 f"cauchy__{m}__s{s}") for m in (QUICK_METHODS if mode == "quick" else CONTROL_METHODS)
+            for s in SEEDS[mode]]
+
+
+def ablation_configs(mode: str, preset: str, out: Path, extra: list[str]) -> list[TrainConfig]:
+    from geomopt.train.tune import chosen, overrides
+
+    methods, picked = load_methods(), chosen(out / "tuning.json")
+    make = maker(preset, out / "ablation", scale(mode, preset) + extra + ["seed=0"])
     configs = []
-    if ablate:
-        for group, grids in ABLATE.items():
-            for base, grid in grids.items():
-                ts = grid["t"] if isinstance(grid["t"], dict) else {pos: grid["t"] for pos in grid["position"]}
-                for psi, pos, t in ((psi, pos, t) for psi, pos in itertools.product(grid["psi"], grid["position"])
-                                    for t in ts[pos]):
-                    m = dict(methods[base])
-                    m["optim"] = {**m.get("optim", {}), "psi": psi, "t": t, "position": pos}
-                    configs.append(make_config(preset, with_cauchy(m, 0) if group == "cauchy" else m,
-                                               scale + extra + ["seed=0"], f"{group}__{base}-{psi}-t{t:g}-{pos}__s0",
-                                               out_dir / "ablation"))
-        return configs
-    main = QUICK_METHODS if mode == "quick" else MAIN_METHODS
-    control = QUICK_METHODS if mode == "quick" else CONTROL_METHODS
-    for seed in SEEDS[mode]:
-        for m in main:
-            configs.append(make_config(preset, methods[m], scale + extra + [f"seed={seed}"],
-                                       f"clean__{m}__s{seed}", out_dir))
-        for m in control:
-            configs.append(make_config(preset, with_cauchy(methods[m], seed), scale + extra + [f"seed={seed}"],
-                                       f"cauchy__{m}__s{seed}", out_dir))
+    for group, grids in ABLATE.items():
+        for baseline in dict.fromkeys(BASELINE[b] for b in grids):  # each variant's same-seed baseline run
+            m = split_search(methods[baseline])[0]
+            configs.append(make(baseline, with_cauchy(m, 0) if group == "cauchy" else m,
+                                overrides(picked.get(baseline, {})), f"{group}__{baseline}__s0"))
+        for base, grid in grids.items():
+            ts = grid["t"] if isinstance(grid["t"], dict) else {pos: grid["t"] for pos in grid["position"]}
+            for psi, pos, t in ((psi, pos, t) for psi, pos in itertools.product(grid["psi"], grid["position"])
+                                for t in ts[pos]):
+                m = dict(split_search(methods[base])[0])
+                m["optim"] = {**m.get("optim", {}), "psi": psi, "t": t, "position": pos}
+                configs.append(make(base, with_cauchy(m, 0) if group == "cauchy" else m,
+                                    overrides(picked.get(base, {})), f"{group}__{base}-{psi}-t{t:g}-{pos}__s0"))
     return configs
 
 
@@ -130,12 +157,12 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
     trainers = {}
     for c in configs:
         method = c.name.split("__")[1]
-        if c.name.startswith("clean__") and method not in trainers:
+        if method not in trainers:
             tmp = dataclasses.replace(c, out=str(out / "step_cost_scratch.jsonl"), checkpoint_every=0)
             trainers[method] = Trainer(tmp)
     times = time_interleaved({m: (lambda t=t: t.train_step(check=False)) for m, t in trainers.items()}, reps=reps)
     (out / "step_cost_scratch.jsonl").unlink(missing_ok=True)
-    base = {"shrink_adamw": "adamw", "clip_muon": "muon", "clipnorm_adamw": "adamw", "spectra_adamw": "adamw"}
+    base = {m: ("muon" if m == "clip_muon" else "adamw") for m in trainers if m not in ("adamw", "muon")}
     write_json(out / "step_cost.json", {
         "seconds": times, "reps": reps,
         "ratio": {m: times[m] / times[b] for m, b in base.items() if m in times and b in times},
@@ -143,7 +170,7 @@ def measure_step_cost(configs: list[TrainConfig], out: Path, reps: int) -> None:
 
 
 def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None:
-    """What ShrinkAdamW's ψ does in the clean seed-0 run, measured: every ``every`` steps, the share of
+    """What ShrinkAdamW's ψ does in the clean run of the first verdict seed, measured: every ``every`` steps, the share of
     gradient entries beyond t·s, s the entry's scale (the ψ input |g|/s > t, ``ShrinkAdamW.psi_inputs`` in a
     step pre-hook), the share of those that were beyond t ``every`` steps earlier too (persistence), and RMS(√v̂) of each
     parameter against the AdamW run with the same seed and data order, trained in lockstep."""
@@ -152,7 +179,7 @@ def trace_shrink(configs: list[TrainConfig], out: Path, every: int = 10) -> None
     from geomopt.results import run_meta, write_json
     from geomopt.train.loop import Trainer
 
-    pick = {c.name.split("__")[1]: c for c in configs if c.name.startswith("clean__") and c.seed == configs[0].seed}
+    pick = {c.name.split("__")[1]: c for c in configs if c.seed == configs[0].seed}
     if "shrink_adamw" not in pick or "adamw" not in pick:
         return
     trainers = {m: Trainer(dataclasses.replace(pick[m], out=str(out / f"trace_scratch_{m}.jsonl"), checkpoint_every=0))
@@ -200,39 +227,57 @@ def rms_sqrt_vhat(trainer) -> dict[str, float]:
 @sweep_main("paper1")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one seed, short runs")
-    ap.add_argument("--ablate", action="store_true", help="ψ × t (× position) ablation, seed 0: clean shrinkage, then the Cauchy control")
-    ap.add_argument("--trace", action="store_true", help="only the ShrinkAdamW trace (shrink_trace.json; ~2 min), no sweep")
+    ap.add_argument("--quick", action="store_true", help="one seed, tiny runs")
+    ap.add_argument("--ablate", action="store_true", help="ψ × t (× position) ablation, seed 0: clean shrinkage, then "
+                    "the Cauchy control (after the main run: it uses the tuned values)")
+    ap.add_argument("--trace", action="store_true", help="only the ShrinkAdamW trace (shrink_trace.json), no sweep")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--out", type=Path, help="results directory (default results/paper1, quick: results/quick/paper1)")
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
     add_jobs_argument(ap)
-    ap.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    ap.add_argument("--dry-run", action="store_true", help="print the planned tuning and exit")
     ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     default = "quick/paper1" if args.quick else "paper1" if args.preset == "cpu" else "paper1/gpu"
     out = args.out or REPO_ROOT / "results" / default
-    extra = list(args.overrides) + ([f'data_dir="{args.data_dir}"'] if args.data_dir else [])
+    extra = scale(mode, args.preset) + list(args.overrides) + ([f'data_dir="{args.data_dir}"'] if args.data_dir else [])
+    make = maker(args.preset, out, extra)
     try:
-        configs = plan(mode, args.preset, out, extra, args.ablate)
+        sp = specs(mode)
+        probe = [make(m, split_search(t)[0], [], f"check__{m}") for m, t in sp.items()]  # validates every method
     except (ConfigError, ValueError) as e:
         print(f"paper1: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        for c in configs:
+        for c in probe:
             print(f"{c.name}: optimizer={c.optimizer} optim={c.optim} transform={c.grad_transform or '-'} "
-                  f"clip={c.grad_clip} tokens={c.total_tokens or c.steps} -> {c.out_path}")
+                  f"clip={c.grad_clip} tokens={c.total_tokens or c.steps}; search "
+                  f"{[p.key for p in split_search(sp[c.name.split('__')[1]])[1]]}")
         return 0
+    if args.ablate:
+        configs = ablation_configs(mode, args.preset, out, list(args.overrides))
+        with sweep_session(out / "ablation", configs) as start:
+            outcomes = run_sweep(configs, since=start, jobs=args.jobs)
+        print(f"paper1: {len(outcomes)} ablation runs under {out / 'ablation'}")
+        return 0
+    with sweep_session(out, probe) as start:
+        if not args.trace:
+            searches = tune_methods(sp, make, TUNE_BUDGET[mode], out / "tuning.json", jobs=args.jobs, since=start)
+            print("paper1: tuned " + "; ".join(f"{m}: {s.chosen}" for m, s in searches.items()), flush=True)
+            outcomes = verdict_runs(sp, make, out / "tuning.json", SEEDS[mode], FRACTIONS[mode], jobs=args.jobs,
+                                    since=start)
+            outcomes += run_sweep(control_configs(mode, args.preset, out, list(args.overrides)), since=start,
+                                  jobs=args.jobs)
+            measure_step_cost(verdict_configs(sp, make, out / "tuning.json", SEEDS[mode][:1]), out,
+                              reps=5 if args.quick else 20)
+            prune_runs(out / "runs", {trial_name(m, t.values) for m, s in searches.items() for t in s.trials}
+                       | {o.name for o in outcomes})
+        trace_shrink(verdict_configs({m: sp[m] for m in ("shrink_adamw", "adamw")}, make, out / "tuning.json",
+                                     SEEDS[mode][:1]), out)
     if args.trace:
-        trace_shrink(configs, out)
         print(f"paper1: {out / 'shrink_trace.json'}")
         return 0
-    with sweep_session(out / ("ablation" if args.ablate else ""), configs) as start:
-        outcomes = run_sweep(configs, since=start, jobs=args.jobs)
-        if not args.ablate:
-            measure_step_cost(configs, out, reps=5 if args.quick else 30)
-            trace_shrink(configs, out)
     bad = [o.name for o in outcomes if o.status == "nonfinite"]
     print(f"paper1: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0

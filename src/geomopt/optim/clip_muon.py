@@ -22,13 +22,17 @@ torch's ``_zeropower_via_newtonschulz`` and ``_adjust_lr``. With ``psi=None`` th
 ``torch.optim.Muon`` exactly (``geomopt.optim.muon.Muon``: bit-exact on 2-D weights).
 Default ψ is the hard clip ("entry-wise clipping" in the abstract); t is in units of s.
 Non-finite gradient entries are zeroed when clipping is on. A 1-D parameter raises
-ValueError (route it to AdamW).
+ValueError (route it to AdamW). ``stats()`` gives ``{"clip_muon_clip_frac": share of the entries
+beyond ±t·s since the last call}`` (``clip_rate``), which the trainer logs.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from geomopt.optim import shard
+from geomopt.optim.clip_rate import ClipCount
 from geomopt.optim.closure import closure_loss
 from geomopt.optim.fused import fused_step
 from geomopt.optim.grad_transforms import SCALES, shrink_tensors_
@@ -40,18 +44,26 @@ POSITIONS = ("grad", "momentum")
 
 
 def shrink_copies(grads: list[Tensor], *, psi: str, t: float, scale: str, slope: float, gamma: float,
-                  rescale: bool) -> list[Tensor]:
-    """The shrink transform on copies of ``grads``: a pure kernel for ``geomopt.optim.fused``."""
+                  rescale: bool, counted: bool) -> tuple[list[Tensor], tuple[Tensor, Tensor] | None]:
+    """The shrink transform on copies of ``grads``, and (``counted``) the entries beyond ±t·s and the
+    nonzero ones: a pure kernel for ``geomopt.optim.fused`` (the counts are returned, not accumulated)."""
     out = [g.clone() for g in grads]
-    shrink_tensors_(out, psi, t, scale, slope, gamma, rescale)
-    return out
+    count = ClipCount() if counted else None
+    shrink_tensors_(out, psi, t, scale, slope, gamma, rescale, count)
+    return out, (count.hit, count.seen) if counted else None
 
 
-def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True) -> list[Tensor]:
-    """The group's shrink transform on copies of ``grads``, compiled or eager as ``group["fused"]`` and
-    ``geomopt.optim.fused.use_fused`` decide (compiled: one kernel for the scales, clip and copies)."""
+def _shrink_copies(grads: list[Tensor], group: dict, rescale: bool = True,
+                   count: ClipCount | None = None) -> list[Tensor]:
+    """The group's shrink transform on copies of ``grads`` (``count`` receives its clip counts), compiled
+    or eager as ``group["fused"]`` and ``geomopt.optim.fused.use_fused`` decide (compiled: one kernel for
+    the scales, clip, counts and copies)."""
     static = {k: group[k] for k in ("psi", "t", "scale", "slope", "gamma")}
-    return fused_step(shrink_copies, [grads], {}, {**static, "rescale": rescale}, fused=group.get("fused"))
+    out, tally = fused_step(shrink_copies, [grads], {}, {**static, "rescale": rescale, "counted": count is not None},
+                            fused=group.get("fused"))
+    if count is not None:
+        count.add(*tally)
+    return out
 
 
 class ClipMuon(Muon):
@@ -69,6 +81,15 @@ class ClipMuon(Muon):
                                    fused=fused)
         super().__init__(params, **muon_hyper)
         self.defaults.update(self._clip_defaults)
+        self.clip_count = ClipCount()
+
+    def stats(self) -> dict[str, float]:
+        """{"clip_muon_clip_frac": share of entries clipped since the last call} (empty before any clip).
+        Sharded under DDP (``shard``), each rank clipped its own matrices: a collective sums the counts."""
+        if shard.sharing(self):
+            hit, seen = shard.sum_over_ranks([self.clip_count.hit, self.clip_count.seen])
+            self.clip_count.hit, self.clip_count.seen = hit, seen
+        return {f"clip_muon_{k}": v for k, v in self.clip_count.read().items()}
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -85,7 +106,7 @@ class ClipMuon(Muon):
     def _matrix_grads(self, group: dict, params: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
         if group["psi"] is None or group["position"] != "grad":
             return grads
-        return _shrink_copies(grads, group)
+        return _shrink_copies(grads, group, count=self.clip_count)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -110,7 +131,7 @@ class ClipMuon(Muon):
             g = zero_nonfinite_(g.clone())
             buf.lerp_(g, 1 - mu)
             u = g.lerp(buf, mu) if group["nesterov"] else buf
-            (u,) = _shrink_copies([u], group, rescale=False)  # NS5 is scale-invariant
+            (u,) = _shrink_copies([u], group, rescale=False, count=self.clip_count)  # NS5 is scale-invariant
             update = orthogonalize(u, group)
             p.mul_(1 - lr * group["weight_decay"])
             p.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], p.shape))

@@ -10,15 +10,17 @@ A transformation edits ``p.grad`` in place after backward (and the DDP all-reduc
   *factory* ``factory(model, **kwargs) -> transform`` with ``transform(step: int) -> None``
   (``step`` = 0-based index of the optimizer step about to be taken), or to ``"module:attr"`` of
   one (imported on first use). A transform with random draws keeps its own ``torch.Generator``
-  (never the global RNG, so every DDP rank draws the same numbers) and exposes ``state_dict()`` /
-  ``load_state_dict(d)`` so that checkpoints restore it.
+  (never the global RNG, so every DDP rank draws the same numbers); one with draws or running
+  statistics (the spectral clips' EMA of σ₁) exposes ``state_dict()`` / ``load_state_dict(d)`` so
+  that checkpoints restore it.
 
 ====================== ==========================================================================
 name                   transform (``params``: which parameters; route_params(model) classes)
 ====================== ==========================================================================
 ``shrink``             ``shrink_grads_(psi="smooth", t=3.0, scale="rowcol_geo")``, params="matrix"
 ``clip_norm``          ``clip_grad_norm_(max_norm=1.0)`` (torch's global-norm clip), params="all"
-``spectral_soft_clip`` ``spectral_soft_clip_grads_(c=0.1)``, params="matrix"
+``spectral_soft_clip`` ``SpectralSoftClip(c=0.1)`` or ``(c_rel=...)``: c = c_rel·EMA σ₁ (SPECTRA), "matrix"
+``spectral_clip``      ``SpectralClip(kappa=2.0, beta=0.99)``: σ ≤ κ·EMA σ₁ (arXiv 2605.11838), "matrix"
 ``cauchy_noise``       ``geomopt.noise.inject:cauchy_gradient_noise`` (synthetic contamination)
 ====================== ==========================================================================
 
@@ -27,6 +29,10 @@ Register more with ``@register_grad_transform("name")`` or a ``"name": "module:f
 a config may also name a factory as ``"package.module:attr"``. ``"a+b"`` chains transforms left
 to right, with one kwargs table per name. Clip-then-Muon (``ClipMuon(position="grad")``) is the
 ``shrink`` transform in front of Muon: it calls ``shrink_grads_`` on its gradient matrices.
+
+Every clipping transform has ``stats()``: ``{"clip_frac": share of the units it clipped since the
+last call}`` (entries for ``shrink``, matrices for the spectral clips, all-or-none for ``clip_norm``;
+see ``clip_rate``); a chain prefixes each part's keys with its name. The trainer logs them.
 
 Shrink scales (per tensor G, viewed as a matrix (rows, ·)): ``"rms"`` ‖G‖_F/√numel, ``"mad"``
 1.4826·median|G|, ``"row_mad"`` the same per row, ``"col_mad"`` per column, ``"rowcol_mad"``
@@ -44,9 +50,10 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import torch
 from torch import Tensor, nn
 
+from geomopt.optim.clip_rate import ClipCount, count_beyond
 from geomopt.optim.routing import route_params
 from geomopt.optim.shrink import apply_psi_, check_psi, check_threshold, zero_nonfinite_
-from geomopt.optim.spectral_clip import spectral_soft_clip
+from geomopt.optim.spectral_clip import SpectralClip, SpectralSoftClip, spectral_soft_clip
 
 MAD_TO_SIGMA = 1.4826  # 1/Φ⁻¹(3/4): median|x| of N(0, σ²) is σ/1.4826
 MAD_SAMPLE = 65536  # entries the median is taken over (a median of 2.4M entries costs ~20% of a Muon step)
@@ -145,9 +152,10 @@ def _grads(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
 @torch.no_grad()
 def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: float = 3.0,
                     scale: str | float | Sequence[Tensor] = "rowcol_geo", slope: float = 1.0, gamma: float = 1.0,
-                    rescale: bool = True) -> list[Tensor]:
+                    rescale: bool = True, count: ClipCount | None = None) -> list[Tensor]:
     """``G ← s · ψ(G/s; t)`` in place on every tensor of ``grads`` (non-finite entries -> 0 first, the
-    scale measured after); returns the scales used. ``psi=None``/``"none"`` only zeroes non-finite entries."""
+    scale measured after); returns the scales used. ``psi=None``/``"none"`` only zeroes non-finite entries.
+    ``count`` (optional) receives the entries beyond ±t·s out of the nonzero ones."""
     psi = check_psi(psi)
     check_threshold(t, slope, gamma)
     for g in grads:
@@ -165,7 +173,8 @@ def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: floa
     if psi is None:
         return scales
     for g, s in zip(grads, scales):
-        apply_psi_(g.div_(s), psi, t, slope, gamma)
+        count_beyond(count, g.div_(s), t)
+        apply_psi_(g, psi, t, slope, gamma)
         if rescale:  # (Muon's momentum position: NS is scale-invariant, so ψ(G/s) is enough)
             g.mul_(s)
     return scales
@@ -173,9 +182,9 @@ def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: floa
 
 def shrink_grads_(params: Iterable[Tensor] | Tensor, psi: str | None = "smooth", t: float = 3.0,
                   scale: str | float | Sequence[Tensor] = "rowcol_geo", slope: float = 1.0,
-                  gamma: float = 1.0) -> list[Tensor]:
+                  gamma: float = 1.0, count: ClipCount | None = None) -> list[Tensor]:
     """``shrink_tensors_`` on every ``p.grad`` (the ``shrink`` transform)."""
-    return shrink_tensors_(_grads(params), psi, t, scale, slope, gamma)
+    return shrink_tensors_(_grads(params), psi, t, scale, slope, gamma, count=count)
 
 
 @torch.no_grad()
@@ -185,9 +194,15 @@ def spectral_soft_clip_grads_(params: Iterable[Tensor] | Tensor, c: float = 0.1,
         g.copy_(spectral_soft_clip(g, c, iters))
 
 
-def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float = 1.0) -> Tensor:
-    """torch's global-norm clip (the usual LLM default), under the registry's name."""
-    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float = 1.0,
+                    count: ClipCount | None = None) -> Tensor:
+    """torch's global-norm clip (the usual LLM default), under the registry's name. ``count`` (optional)
+    receives one unit per call, clipped when the total norm exceeded ``max_norm``."""
+    params = [params] if isinstance(params, Tensor) else list(params)
+    total = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if count is not None and any(p.grad is not None for p in params):
+        count.add(total > max_norm, 1)
+    return total
 
 
 # The registry ------------------------------------------------------------------------------------
@@ -209,22 +224,56 @@ def select_params(model: nn.Module, params: str) -> list[nn.Parameter]:
     return getattr(route_params(model), params)
 
 
-def param_list_factory(fn: Callable, default_params: str) -> Factory:
-    """A ``fn(params, **kw)`` above as a registry factory with a ``params`` class argument."""
+class ParamListTransform:
+    """``fn(params, **kwargs)`` as a transform; with ``counted``, ``fn`` also takes ``count=`` and
+    ``stats()`` reports its clip rate."""
+
+    def __init__(self, fn: Callable, params: list[Tensor], kwargs: dict[str, Any], counted: bool):
+        self.fn, self.params, self.kwargs = fn, params, kwargs
+        self.count = ClipCount() if counted else None
+
+    def __call__(self, step: int) -> None:
+        extra = {} if self.count is None else {"count": self.count}
+        self.fn(self.params, **self.kwargs, **extra)
+
+    def stats(self) -> dict[str, float]:
+        return {} if self.count is None else self.count.read()
+
+    def state_dict(self) -> dict | None:
+        return None if self.count is None else {"count": self.count.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.count is not None:
+            self.count.load_state_dict(state["count"])
+
+
+def param_list_factory(fn: Callable, default_params: str, counted: bool = False) -> Factory:
+    """A ``fn(params, **kw)`` above as a registry factory with a ``params`` class argument
+    (``counted``: ``fn`` takes ``count=`` and the transform has ``stats()``)."""
     def factory(model: nn.Module, *, params: str = default_params, **kwargs) -> GradTransform:
         chosen = select_params(model, params)
         fn([], **kwargs)  # validate kwargs now (an empty list does no work)
-        return lambda step: fn(chosen, **kwargs)
+        return ParamListTransform(fn, chosen, kwargs, counted)
 
     factory.__name__ = f"{fn.__name__}_factory"
     return factory
 
 
+def param_class_factory(cls: type, default_params: str) -> Factory:
+    """A transform class ``cls(params, **kw)`` as a registry factory with a ``params`` class argument."""
+    def factory(model: nn.Module, *, params: str = default_params, **kwargs) -> GradTransform:
+        return cls(select_params(model, params), **kwargs)
+
+    factory.__name__ = f"{cls.__name__}_factory"
+    return factory
+
+
 GRAD_TRANSFORMS: dict[str, Factory | str] = {
     "cauchy_noise": "geomopt.noise.inject:cauchy_gradient_noise",
-    "shrink": param_list_factory(shrink_grads_, "matrix"),
-    "clip_norm": param_list_factory(clip_grad_norm_, "all"),
-    "spectral_soft_clip": param_list_factory(spectral_soft_clip_grads_, "matrix"),
+    "shrink": param_list_factory(shrink_grads_, "matrix", counted=True),
+    "clip_norm": param_list_factory(clip_grad_norm_, "all", counted=True),
+    "spectral_soft_clip": param_class_factory(SpectralSoftClip, "matrix"),
+    "spectral_clip": param_class_factory(SpectralClip, "matrix"),
 }
 
 
@@ -252,10 +301,12 @@ def resolve_factory(name: str) -> Factory:
 
 
 class Chain:
-    """Transforms applied left to right; checkpoints hold each one's state."""
+    """Transforms applied left to right; checkpoints hold each one's state; ``stats()`` prefixes each
+    part's keys with its name (``shrink_clip_frac``)."""
 
-    def __init__(self, parts: list[GradTransform]):
+    def __init__(self, parts: list[GradTransform], names: list[str] | None = None):
         self.parts = parts
+        self.names = names or [str(i) for i in range(len(parts))]
 
     def __call__(self, step: int) -> None:
         for part in self.parts:
@@ -268,6 +319,10 @@ class Chain:
         for part, state in zip(self.parts, states):
             if state is not None:
                 part.load_state_dict(state)
+
+    def stats(self) -> dict[str, float]:
+        return {f"{name}_{k}": v for name, part in zip(self.names, self.parts) if hasattr(part, "stats")
+                for k, v in part.stats().items()}
 
 
 def build_grad_transform(name: str, model: nn.Module, kwargs: dict[str, Any] | None = None) -> GradTransform | None:
@@ -283,4 +338,4 @@ def build_grad_transform(name: str, model: nn.Module, kwargs: dict[str, Any] | N
     if extra or not all(isinstance(kwargs.get(n, {}), dict) for n in names):
         raise ValueError(f"grad_transform {name!r} is a chain: grad_transform_args takes one table per "
                          f"transform ([grad_transform_args.{names[0]}] ...), got keys {sorted(kwargs)}")
-    return Chain([resolve_factory(n)(model, **kwargs.get(n, {})) for n in names])
+    return Chain([resolve_factory(n)(model, **kwargs.get(n, {})) for n in names], names)

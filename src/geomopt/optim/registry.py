@@ -5,6 +5,11 @@ only; the rest of the model goes to AdamW with ``adamw_*`` hyperparameters. A
 *whole-model* optimizer (AdamW, SGD, ShrinkAdamW, Lion, Stacey, ...) gets every
 parameter, with weight decay off for norms, biases and scalars.
 
+``shrink_classes`` (a routing key, not a constructor argument) restricts a whole-model shrink
+optimizer (one with a ``psi`` hyper-parameter: ShrinkAdamW) to some parameter classes
+(``routing.PARAM_CLASSES``: embeddings, head, hidden, gains): the other classes go to param
+groups with ``psi=None``, which is plain AdamW (``[optim] shrink_classes = ["embeddings", "head"]``).
+
 One source of defaults: an optimizer's class is where its default hyper-parameters
 live. An entry here only *overrides* a few of them, and only for a reason:
 - a variant switch that makes the entry an ablation (``second_moment="gradient"``, ...);
@@ -30,9 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from geomopt.optim.routing import route_params
+from geomopt.optim.routing import PARAM_CLASSES, ParamRoutes, route_params
 
 SCALE_KEYS = ("lr", "betas", "weight_decay", "momentum")  # set by the class, not by an entry (see above)
+ROUTING_KEYS = ("shrink_classes",)  # read by build_optimizers (module doc), never passed to the class
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,11 @@ def _check_hparams(spec: OptimizerSpec, hparams: dict[str, Any]) -> dict[str, An
     """The spec's overrides updated with ``hparams``; ValueError for a key the optimizer's
     constructor does not take (with the closest one) or a bad lr."""
     accepted = accepted_hparams(spec.cls())
+    if "shrink_classes" in hparams:
+        _check_shrink_classes(spec, accepted, hparams["shrink_classes"])
     for key in hparams:
+        if key in ROUTING_KEYS:
+            continue
         if accepted is not None and key not in accepted:
             raise ValueError(f"optimizer {spec.name!r} has no hyper-parameter {key!r}{did_you_mean(key, accepted)} "
                              f"(accepted: {', '.join(accepted)})")
@@ -151,6 +161,33 @@ def _check_hparams(spec: OptimizerSpec, hparams: dict[str, Any]) -> dict[str, An
     if not isinstance(lr, (int, float)) or lr < 0:
         raise ValueError(f"optimizer {spec.name}: lr must be a number >= 0, got {lr!r}")
     return merged
+
+
+def _check_shrink_classes(spec: OptimizerSpec, accepted: list[str] | None, classes: Any) -> None:
+    if spec.matrix or accepted is None or "psi" not in accepted:
+        raise ValueError(f"optimizer {spec.name!r} takes no shrink_classes (only a whole-model optimizer with a psi "
+                         f"hyper-parameter does, e.g. shrink_adamw); drop the key")
+    if not (isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"shrink_classes must be a non-empty list of class names ({', '.join(PARAM_CLASSES)}), "
+                         f"got {classes!r}")
+    for c in classes:
+        if c not in PARAM_CLASSES:
+            raise ValueError(f"shrink_classes: class {c!r} unknown{did_you_mean(c, PARAM_CLASSES)} "
+                             f"(choose from: {', '.join(PARAM_CLASSES)})")
+
+
+def whole_model_groups(routes: ParamRoutes, shrink_classes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Param groups of a whole-model optimizer: decayed and (weight_decay 0) norms/biases/scalars; with
+    ``shrink_classes``, each split once more into the chosen classes and the rest (``psi=None``)."""
+    decayed = [{"params": routes.matrix + routes.embed_head}, {"params": routes.no_decay, "weight_decay": 0.0}]
+    if shrink_classes is None:
+        return [g for g in decayed if g["params"]]
+    chosen = {id(p) for c in shrink_classes for p in routes.by_class[c]}
+    groups = []
+    for group in decayed:
+        groups.append({**group, "params": [p for p in group["params"] if id(p) in chosen]})
+        groups.append({**group, "params": [p for p in group["params"] if id(p) not in chosen], "psi": None})
+    return [g for g in groups if g["params"]]
 
 
 def check_hparams(name: str, hparams: dict[str, Any]) -> None:
@@ -164,6 +201,7 @@ def build_optimizers(name: str, model: nn.Module, hparams: dict[str, Any] | None
     for a matrix optimizer. Weight decay is never applied to norms, biases and scalars."""
     spec = get_spec(name)
     hp = _check_hparams(spec, hparams or {})
+    shrink_classes = hp.pop("shrink_classes", None)
     routes = route_params(model)
     if spec.matrix:
         adam_spec = OPTIMIZERS["adamw"]
@@ -176,5 +214,4 @@ def build_optimizers(name: str, model: nn.Module, hparams: dict[str, Any] | None
         if rest:
             opts.append(adam_spec.cls()(rest, **ahp))
         return opts
-    groups = [{"params": routes.matrix + routes.embed_head}, {"params": routes.no_decay, "weight_decay": 0.0}]
-    return [spec.cls()([g for g in groups if g["params"]], **hp)]
+    return [spec.cls()(whole_model_groups(routes, shrink_classes), **hp)]

@@ -5,6 +5,14 @@ network's body. Everything else goes to AdamW: token/position embeddings, the
 output layer (lm_head / classifier), norm gains, biases and scalars. Conv
 filters (4-D) are hidden matrices too, viewed as (out, in·k·k); a matrix
 optimizer that cannot take them must refuse them with a clear error.
+
+The same pass names each parameter's *class* (paper 1's noise differs between them; the noise
+diagnostic and ShrinkAdamW's ``shrink_classes`` use them):
+
+    embeddings  nn.Embedding weights (token and position tables; a tied head counts here)
+    head        the output layer (lm_head / classifier)
+    hidden      the hidden matrices (Muon's parameters), conv filters included
+    gains       norm gains, biases and scalars
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from torch import nn
 
 # Module names (last dotted component) treated as the output layer.
 OUTPUT_LAYER_NAMES = ("lm_head", "head", "fc", "classifier", "linear_out")
+PARAM_CLASSES = ("embeddings", "head", "hidden", "gains")
 
 
 @dataclass
@@ -24,6 +33,8 @@ class ParamRoutes:
     embed_head: list[nn.Parameter] = field(default_factory=list)  # embeddings and output layer (decayed)
     no_decay: list[nn.Parameter] = field(default_factory=list)  # norms, biases, scalars
     names: dict[str, str] = field(default_factory=dict)  # parameter name -> route
+    classes: dict[str, str] = field(default_factory=dict)  # parameter name -> class (PARAM_CLASSES)
+    by_class: dict[str, list[nn.Parameter]] = field(default_factory=lambda: {c: [] for c in PARAM_CLASSES})
 
 
 def route_params(model: nn.Module, output_layers: tuple[str, ...] = OUTPUT_LAYER_NAMES) -> ParamRoutes:
@@ -37,14 +48,17 @@ def route_params(model: nn.Module, output_layers: tuple[str, ...] = OUTPUT_LAYER
                 continue
             seen.add(id(p))
             full = f"{mod_name}.{p_name}" if mod_name else p_name
-            if isinstance(module, nn.Embedding) or (last in output_layers and p.ndim >= 2):
-                route = "embed_head"
+            if isinstance(module, nn.Embedding):
+                route, cls = "embed_head", "embeddings"
+            elif last in output_layers and p.ndim >= 2:
+                route, cls = "embed_head", "head"
             elif p.ndim >= 2:
-                route = "matrix"
+                route, cls = "matrix", "hidden"
             else:
-                route = "no_decay"
+                route, cls = "no_decay", "gains"
             getattr(routes, route).append(p)
-            routes.names[full] = route
+            routes.names[full], routes.classes[full] = route, cls
+            routes.by_class[cls].append(p)
     return routes
 
 

@@ -90,3 +90,12 @@ def gather_state(opt: torch.optim.Optimizer) -> None:
             dist.broadcast_object_list(box, src=owner)
             if box[0]:
                 opt.state[p] = {k: v.to(p.device) if torch.is_tensor(v) else v for k, v in box[0].items()}
+
+
+def sum_over_ranks(values: list[torch.Tensor | float]) -> list[float]:
+    """Collective: each value summed over the ranks (numbers or 0-d tensors; float64 on the default
+    process group's device)."""
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    total = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return total.tolist()

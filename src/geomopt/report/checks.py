@@ -158,7 +158,7 @@ def theory_rows(theory_dir: Path, names: list[str]) -> list[dict]:
         if path.exists():
             r = read_json(path)
             rows.append({"check": name, "claim": r["claim"], "summary": r["summary"], "verdict": r["verdict"],
-                         "quick": r["meta"].get("quick", False)})
+                         "quick": r["meta"].get("quick", False), "measured": r.get("measured", {})})
         else:
             rows.append({"check": name, "claim": "—", "summary": f"not run yet ({path} missing)", "verdict": "—",
                          "quick": False})

@@ -85,14 +85,15 @@ def draw_convergence(inputs: dict, out_base: Path) -> None:
 
 
 def _evals(inputs: dict, group: str):
-    """Validation rows of one experiment group (clean / cauchy) from the paper-1 run files."""
+    """Validation rows of one experiment group from the paper-1 run files: the verdict runs at the full budget
+    (protocol) or the Cauchy control (cauchy)."""
     import pandas as pd
 
     frames = []
     for path, (meta, df) in inputs.items():
         name = (meta.get("config") or {}).get("name", Path(path).stem)
-        g, method, _ = (name.split("__") + ["", ""])[:3]
-        if g == group and "val_loss" in df:
+        g, method, tail = (name.split("__") + ["", ""])[:3]
+        if g == group and "val_loss" in df and (group != "protocol" or tail.endswith("_b100")):
             frames.append(df.dropna(subset=["val_loss"]).assign(optimizer=method, seed=meta.get("seed")))
     if not frames:
         raise ValueError(f"no '{group}' runs among {len(inputs)} files")
@@ -106,9 +107,10 @@ def _draw_group(inputs: dict, out_base: Path, group: str, title: str) -> None:
     plot_loss_curves(evals, out_base, title=title, baseline="adamw")
 
 
-@figure("paper1/curves_clean", needs=["paper1/runs/clean__*.jsonl"])
+@figure("paper1/curves_clean", needs=["paper1/runs/protocol__*_b100.jsonl"])
 def draw_curves_clean(inputs: dict, out_base: Path) -> None:
-    _draw_group(inputs, out_base, "clean", "GPT on Shakespeare chars, clean gradients (inset: AdamW's final loss)")
+    _draw_group(inputs, out_base, "protocol", "GPT on Shakespeare BPE, clean gradients, tuned, full budget "
+                "(inset: AdamW's final loss)")
 
 
 @figure("paper1/curves_cauchy", needs=["paper1/runs/cauchy__*.jsonl"])

@@ -1,5 +1,6 @@
-"""Paper 2 (DeVA) figures from the theory records: the toy quadratic (Figure 2 of the paper)
-and the Γ-weighted smoothness constant along DeVA's trajectory (claim C2)."""
+"""Paper 2 (DeVA) figures: from the theory records, the toy quadratic (Figure 2 of the paper) and
+claim C2's blockwise-smoothness ratio along DeVA's trajectory; from the protocol's runs, the GPT
+loss curves and the image accuracies."""
 
 from __future__ import annotations
 
@@ -52,78 +53,78 @@ def draw_toy_quadratic(inputs: dict, out_base: Path) -> None:
 
 @figure("paper2/blockwise_smoothness", needs=["theory/deva_blockwise_smoothness.json"])
 def draw_blockwise_smoothness(inputs: dict, out_base: Path) -> None:
+    """Top row: the quantity claim C2's verdict is about, ‖H‖_{1,Γ}/‖H‖_{1,1} = Σ H_ij Γ_ij / Σ H_ij with
+    raw Γ (the authors' L_norm / H_norm; signed sums, so linear axes). Bottom row, beside it: the exact
+    Γ-weighted smoothness constant L_Γ/L_1 (Γ at mean 1)."""
     measured = _record(inputs, "deva_blockwise_smoothness")["measured"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, hessian in zip(axes, HESSIANS):
-        for name in ("deva_sinf", "deva_linf"):
-            rec = measured[f"{hessian}/{name}"]
-            stats = {"median": rec["ratio_median_over_seeds"], "q25": rec["ratio_q25_over_seeds"],
-                     "q75": rec["ratio_q75_over_seeds"]}
-            _band(ax, np.asarray(rec["steps_recorded"]), stats, name)
-        ax.axhline(1.0, color="k", lw=0.8, ls="--")
-        ax.set_yscale("log")
-        ax.set_title(f"{hessian} H")
-        ax.set_xlabel("step")
-    axes[0].set_ylabel("L_Γ / L_1 (Γ at mean 1; median, IQR)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Γ-weighted vs unweighted smoothness constant along DeVA's trajectory")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    for col, hessian in enumerate(HESSIANS):
+        for row, (key, scale) in enumerate((("code_norm_ratio", "linear"), ("ratio", "log"))):
+            ax = axes[row, col]
+            for name in ("deva_sinf", "deva_linf"):
+                rec = measured[f"{hessian}/{name}"]
+                stats = {q: rec[f"{key}_{q}_over_seeds"] for q in ("median", "q25", "q75")}
+                _band(ax, np.asarray(rec["steps_recorded"]), stats, name)
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            ax.set_yscale(scale)
+            ax.set_title(f"{hessian} H" + (" (the verdict's quantity)" if row == 0 else " (beside it)"), fontsize=10)
+        axes[1, col].set_xlabel("step")
+    axes[0, 0].set_ylabel("‖H‖_{1,Γ} / ‖H‖_{1,1}, raw Γ\n(median, IQR over seeds)")
+    axes[1, 0].set_ylabel("exact L_Γ / L_1, Γ at mean 1\n(median, IQR over seeds)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Claim C2 along DeVA's trajectory ({measured['n_seeds']} seeds): below 1 = Γ improves "
+                 "blockwise smoothness")
     save_figure(fig, out_base)
 
 
 # ---------------------------------------------------------------------------------------------
-# Experiments (experiments/paper2/run.py): GPT loss curves and image accuracy.
+# Experiments (experiments/paper2/run.py): the protocol's GPT verdict runs (results/paper2/runs/
+# protocol__<method>__s<seed>_b<pct>.jsonl), the Figure 1 setting (fig1__<method>__s<seed>) and the
+# image verdict runs (results/paper2/image/runs/protocol__*).
 
 
-def _runs(inputs: dict) -> list[tuple]:
-    """(setting, method, lr, seed, rows) of every run file; names are <setting>__<method>[-lr<lr>]__s<seed>."""
-    out = []
-    for path, (meta, df) in inputs.items():
-        name = (meta.get("config") or {}).get("name", Path(path).stem)
-        setting, tag, _ = (name.split("__") + ["", ""])[:3]
-        method, _, lr = tag.partition("-lr")
-        out.append((setting, method, float(lr) if lr else float("nan"), meta.get("seed"), df))
-    return out
+def _evals(inputs: dict, pattern: str):
+    """Validation rows of every run, with its method and seed, the method parsed from the run name."""
+    import re
 
-
-def _gpt_evals(inputs: dict, tuned: bool):
     import pandas as pd
 
-    runs = [r for r in _runs(inputs) if "val_loss" in r[4]]
-    if tuned:  # each method at the lr with the lowest seed-0 final val loss (report.py's rule)
-        finals = {}
-        for _, method, lr, seed, df in runs:
-            if seed == 0:
-                loss = df.dropna(subset=["val_loss"]).sort_values("tokens")["val_loss"].iloc[-1]
-                if method not in finals or loss < finals[method][1]:
-                    finals[method] = (lr, loss)
-        runs = [r for r in runs if r[1] in finals and r[2] == finals[r[1]][0]]
-    if not runs:
+    frames = []
+    for path, (meta, df) in inputs.items():
+        m = re.match(pattern, Path(path).stem)
+        if m and "val_loss" in df:
+            frames.append(df.dropna(subset=["val_loss"]).assign(optimizer=m["method"], seed=meta.get("seed")))
+    if not frames:
         raise ValueError(f"no GPT runs with validation rows among {len(inputs)} files")
-    return pd.concat([df.dropna(subset=["val_loss"]).assign(optimizer=method, seed=seed)
-                      for _, method, _, seed, df in runs], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
-def _draw_gpt(inputs: dict, out_base: Path, tuned: bool, title: str) -> None:
+def _title(inputs: dict, what: str) -> str:
+    cfg = next(iter(inputs.values()))[0].get("config") or {}
+    return f"{cfg.get('n_layer')}-layer GPT on {cfg.get('dataset')}, {what} (inset: Muon's final loss)"
+
+
+@figure("paper2/gpt_curves", needs=["paper2/runs/protocol__*_b100.jsonl"])
+def draw_gpt_tuned(inputs: dict, out_base: Path) -> None:
     from geomopt.report.curves import plot_loss_curves
 
-    evals = _gpt_evals(inputs, tuned)
-    plot_loss_curves(evals, out_base, title=title, baseline="muon")
+    evals = _evals(inputs, r"^protocol__(?P<method>.+)__s\d+_b100$")
+    plot_loss_curves(evals, out_base, title=_title(inputs, "tuned, full budget"), baseline="muon")
 
 
-@figure("paper2/gpt_curves_shared", needs=["paper2/runs/shared__*.jsonl"])
+@figure("paper2/gpt_curves_shared", needs=["paper2/runs/fig1__*.jsonl"])
 def draw_gpt_shared(inputs: dict, out_base: Path) -> None:
-    _draw_gpt(inputs, out_base, False, "GPT on Shakespeare chars, one lr 1e-3 (inset: Muon's final loss)")
+    from geomopt.report.curves import plot_loss_curves
+
+    evals = _evals(inputs, r"^fig1__(?P<method>.+)__s\d+$")
+    plot_loss_curves(evals, out_base, title=_title(inputs, "one lr 1e-3 (Figure 1 setting)"), baseline="muon")
 
 
-@figure("paper2/gpt_curves_tuned", needs=["paper2/runs/tune__*.jsonl"])
-def draw_gpt_tuned(inputs: dict, out_base: Path) -> None:
-    _draw_gpt(inputs, out_base, True, "GPT on Shakespeare chars, per-method tuned lr (inset: Muon's final loss)")
-
-
-@figure("paper2/image_accuracy", needs=["paper2/runs/image__*.jsonl"])
+@figure("paper2/image_accuracy", needs=["paper2/image/runs/protocol__*.jsonl"])
 def draw_image_accuracy(inputs: dict, out_base: Path) -> None:
     acc: dict[str, list[float]] = {}
-    for _, method, _, _, df in _runs(inputs):
+    for path, (meta, df) in inputs.items():
+        method = Path(path).stem.split("__")[1]
         if "val_acc" in df:
             last = df.dropna(subset=["val_acc"]).sort_values("tokens")["val_acc"].iloc[-1]
             acc.setdefault(method, []).append(float(last))
@@ -138,8 +139,9 @@ def draw_image_accuracy(inputs: dict, out_base: Path) -> None:
     ax.set_xticks(range(len(names)), [optimizer_style(m)[0] for m in names])
     lo = 100 * min(min(v) for v in acc.values())
     ax.set_ylim(max(0.0, lo - 5), min(100.0, 100 * max(max(v) for v in acc.values()) + 2))
-    cfg = next(iter(inputs.values()))[0].get("config") or {}
+    meta = next(iter(inputs.values()))[0]
+    cfg = meta.get("config") or {}
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title(f"{cfg.get('model')} on {cfg.get('dataset')}, {cfg.get('epochs')} epochs "
-                 "(bars: mean, dots: seeds)", fontsize=9)
+    ax.set_title(f"{cfg.get('model')} on {cfg.get('dataset')}, {meta.get('total_steps')} steps × "
+                 f"{cfg.get('batch_size')}, tuned lr (bars: mean, dots: seeds)", fontsize=9)
     save_figure(fig, out_base)

@@ -1,5 +1,6 @@
-"""Paper 3 figures: HASD against its baselines, its gain G_T² against the ceiling d^{1−2/p}, and
-the Stacey 2-D synthetic. Reads results/theory/{lp_acceleration,stacey_synthetic}.json only."""
+"""Paper 3 figures: from results/theory/{lp_acceleration,stacey_synthetic}.json, HASD against its
+baselines, its gain G_T² against the ceiling d^{1−2/p} and the Stacey 2-D synthetic; from the
+protocol's runs (experiments/paper3/run.py), the image and GPT curves and the p sweep."""
 
 from __future__ import annotations
 
@@ -101,52 +102,23 @@ def draw_stacey_synthetic(inputs: dict, out_base: Path) -> None:
 
 
 # ---------------------------------------------------------------- the Stacey training runs
-# Inputs: results/paper3/runs/{image,gpt}__<arm>__lr<lr>__s<seed>.jsonl (experiments/paper3/run.py).
-# Each Stacey variant's main p comes from experiments/paper3/methods.toml; each method's lr is the
-# one with the lowest final train NLL on seed 0 (the rule of run.py and report.py).
+# Inputs: the protocol's full-budget verdict runs (experiments/paper3/run.py):
+# results/paper3/runs/protocol__<method>__s<seed>_b100.jsonl (GPT) and results/paper3/image/runs/...
+# (images), each method at its tuned values; the p sweep's tuning records (tuning_p.json).
 STACEY_METHODS = ("stacey_p2", "stacey_pp")
-# how each p sweep picks its lr: images sweep a grid per p; GPT runs one lr per p (methods.toml), untuned
-P_SWEEP_LR = {"image": "each p at its best lr", "gpt": "each p at one fixed lr (not tuned)"}
 
 
-def _runs(inputs: dict, task: str) -> list[dict]:
-    out = []
-    for (meta, rows) in inputs.values():
-        cfg = meta.get("config") or {}
-        if cfg.get("task") != task or meta.get("status") not in ("completed", "nonfinite"):
+def _protocol_runs(inputs: dict) -> dict[str, list[dict]]:
+    """method -> its finished runs {seed, rows, S, status}; the method parsed from the run name."""
+    out: dict[str, list[dict]] = {}
+    for path, (meta, rows) in inputs.items():
+        if meta.get("status") not in ("completed", "nonfinite"):
             continue
-        out.append({"method": cfg["optimizer"], "p": cfg.get("optim", {}).get("p"), "lr": cfg["optim"]["lr"],
-                    "seed": meta["seed"], "status": meta["status"], "S": meta["total_steps"], "rows": rows})
+        method = Path(path).stem.split("__")[1]
+        out.setdefault(method, []).append({"seed": meta["seed"], "rows": rows, "S": meta["total_steps"],
+                                           "status": meta["status"], "config": meta.get("config") or {}})
     if not out:
-        raise ValueError(f"no finished {task} runs among {len(inputs)} files")
-    return out
-
-
-def _main_p(task: str) -> dict[str, float]:
-    import tomllib
-
-    from geomopt.results import REPO_ROOT
-
-    methods = tomllib.loads((REPO_ROOT / "experiments/paper3/methods.toml").read_text())[task]
-    return {m: s["optim"]["p"] for m, s in methods.items() if "p" in s.get("optim", {})}
-
-
-def _final_nll(r: dict) -> float:
-    from geomopt.report.budget import train_nll_at
-
-    v = train_nll_at(r["rows"], 1.0, r["S"]) if r["status"] == "completed" else np.inf
-    return v if np.isfinite(v) else np.inf
-
-
-def _main_runs(runs: list[dict], task: str) -> dict[str, list[dict]]:
-    """method -> the runs (all seeds) at its main p and chosen lr."""
-    main_p, out = _main_p(task), {}
-    for m in dict.fromkeys(r["method"] for r in runs):
-        arm = [r for r in runs if r["method"] == m and r["p"] == main_p.get(m)]
-        seed0 = [r for r in arm if r["seed"] == 0]
-        if seed0:
-            lr = min(seed0, key=lambda r: (_final_nll(r), r["lr"]))["lr"]
-            out[m] = [r for r in arm if r["lr"] == lr and r["status"] == "completed"]
+        raise ValueError(f"no finished protocol runs among {len(inputs)} files")
     return out
 
 
@@ -154,6 +126,8 @@ def _band(ax, runs: list[dict], key: str, label: str, colour, scale: float = 1.0
     """Mean over seeds of ``key`` against the fraction of the budget, min–max band."""
     curves = []
     for r in runs:
+        if r["status"] != "completed" or key not in r["rows"]:
+            continue
         d = r["rows"].dropna(subset=[key]).sort_values("step")
         y = d[key].rolling(smooth, min_periods=1).mean().to_numpy() * scale
         curves.append((d["step"].to_numpy() / r["S"], y))
@@ -166,78 +140,66 @@ def _band(ax, runs: list[dict], key: str, label: str, colour, scale: float = 1.0
         ax.fill_between(x, ys.min(0), ys.max(0), color=colour, alpha=0.15)
 
 
-@figure("paper3/image_curves", needs=["paper3/runs/image__*.jsonl"])
+@figure("paper3/image_curves", needs=["paper3/image/runs/protocol__*_b100.jsonl"])
 def draw_image_curves(inputs: dict, out_base: Path) -> None:
-    groups = _main_runs(_runs(inputs, "image"), "image")
+    groups = _protocol_runs(inputs)
     fig, (ax_acc, ax_nll) = plt.subplots(1, 2, figsize=(10, 3.8))
     for m, runs in groups.items():
         label, colour = optimizer_style(m)
-        lr = f", lr {runs[0]['lr']:g}" if runs else ""
-        _band(ax_acc, runs, "val_acc", label + lr, colour, scale=100)
-        _band(ax_nll, runs, "train_loss", label + lr, colour, smooth=5)
+        _band(ax_acc, runs, "val_acc", label, colour, scale=100)
+        _band(ax_nll, runs, "train_loss", label, colour, smooth=5)
     for ax in (ax_acc, ax_nll):
-        ax.set_xlabel("fraction of the training budget")
-        for f in (0.25, 0.5, 1.0):
-            ax.axvline(f, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel("fraction of the training budget (the 100% runs)")
     ax_acc.set_ylabel("test accuracy (%)")
     ax_acc.set_ylim(bottom=max(0.0, ax_acc.get_ylim()[0]))
     ax_nll.set_ylabel("train NLL (mini-batch, rolling mean of 5 logs)")
     ax_nll.set_yscale("log")
     ax_acc.legend(fontsize=7)
+    fig.suptitle("Images: each method at its tuned values, seeds as the band", fontsize=10)
     fig.tight_layout()
     save_figure(fig, out_base)
 
 
-@figure("paper3/gpt_curves", needs=["paper3/runs/gpt__*.jsonl"])
+@figure("paper3/gpt_curves", needs=["paper3/runs/protocol__*_b100.jsonl"])
 def draw_gpt_curves(inputs: dict, out_base: Path) -> None:
-    groups = _main_runs(_runs(inputs, "gpt"), "gpt")
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for m, runs in groups.items():
-        label, colour = optimizer_style(m)
-        _band(ax, runs, "val_loss", f"{label}, lr {runs[0]['lr']:g}" if runs else label, colour)
-    ax.set_xlabel("fraction of the token budget")
-    ax.set_ylabel("validation loss (nats/char)")
-    ax.legend(fontsize=7)
-    save_figure(fig, out_base)
+    import pandas as pd
+
+    from geomopt.report.curves import plot_loss_curves
+
+    frames = [r["rows"].dropna(subset=["val_loss"]).assign(optimizer=m, seed=r["seed"])
+              for m, runs in _protocol_runs(inputs).items() for r in runs if "val_loss" in r["rows"]]
+    if not frames:
+        raise ValueError("no GPT runs with validation rows")
+    cfg = next(iter(inputs.values()))[0].get("config") or {}
+    plot_loss_curves(pd.concat(frames, ignore_index=True), out_base, baseline="adamw",
+                     title=f"{cfg.get('n_layer')}-layer GPT on {cfg.get('dataset')}, tuned (inset: AdamW's final loss)")
 
 
-def _p_sweep_points(runs: list[dict], task: str) -> dict[str, list[tuple[float, float]]]:
-    """variant -> [(p, final metric of the best seed-0 run over that p's lrs)]: test accuracy (images,
-    run chosen by final train NLL) or validation loss (GPT, the lowest)."""
-    out = {}
-    for m in STACEY_METHODS:
-        for p in sorted({r["p"] for r in runs if r["method"] == m and r["seed"] == 0}):
-            arm = [r for r in runs if r["method"] == m and r["p"] == p and r["seed"] == 0
-                   and r["status"] == "completed"]
-            if not arm:
-                continue
-            if task == "image":
-                best = min(arm, key=_final_nll)
-                value = 100 * best["rows"].dropna(subset=["val_acc"])["val_acc"].iloc[-1]
-            else:
-                value = min(r["rows"].dropna(subset=["val_loss"])["val_loss"].iloc[-1] for r in arm)
-            out.setdefault(m, []).append((p, float(value)))
-    return out
-
-
-@figure("paper3/p_sweep", needs=["paper3/runs/*.jsonl"])
+@figure("paper3/p_sweep", needs=["paper3/tuning_p.json", "paper3/image/tuning_p.json"],
+        optional=["paper3/tuning.json", "paper3/image/tuning.json"])
 def draw_p_sweep(inputs: dict, out_base: Path) -> None:
+    """Each p's best tuning score (seed 0, selection split), p = 3 from the main tuning."""
     panels = []
-    for task, ylabel in (("image", "final test accuracy (%)"), ("gpt", "final validation loss")):
-        try:
-            panels.append((task, ylabel, _p_sweep_points(_runs(inputs, task), task)))
-        except ValueError:
+    for task, prefix in (("gpt", "paper3/"), ("image", "paper3/image/")):
+        if f"{prefix}tuning_p.json" not in inputs:
             continue
-    if not panels:
-        raise ValueError("no finished runs for the p sweep")
+        arms = {**inputs[f"{prefix}tuning_p.json"]["methods"], **inputs.get(f"{prefix}tuning.json", {}).get("methods", {})}
+        points: dict[str, list] = {}
+        for name, t in arms.items():
+            variant, _, p = name.partition("-p")
+            if variant in STACEY_METHODS:
+                best = min(float(x["score"]) for x in t["trials"])
+                points.setdefault(variant, []).append((float(p) if p else 3.0, -100 * best if task == "image" else best))
+        panels.append((task, points))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-    for ax, (task, ylabel, points) in zip(axes[0], panels):
+    for ax, (task, points) in zip(axes[0], panels):
         for m, pts in points.items():
             label, colour = optimizer_style(m)
+            pts = sorted(pts)
             ax.plot([p for p, _ in pts], [v for _, v in pts], "o-", color=colour, label=label)
         ax.set_xlabel("p")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{'images' if task == 'image' else 'GPT'}: seed 0, {P_SWEEP_LR[task]}", fontsize=9)
+        ax.set_ylabel("held-out accuracy (%)" if task == "image" else "selection loss")
+        ax.set_title(f"{'images' if task == 'image' else 'GPT'}: best tuning trial per p (seed 0)", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out_base)

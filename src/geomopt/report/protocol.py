@@ -73,3 +73,31 @@ def protocol_section(rows: list[dict], notes: list[str]) -> list[str]:
             f"- Significance: {V.SIGNIFICANCE_RULE}.",
             f"- Tokens to target: {V.TOKENS_RULE}.", ""]
     return out
+
+
+# ------------------------------------------------------------------ verdicts of the protocol's runs
+def protocol_curves(runs: Path, column: str = "val_loss") -> dict:
+    """{(method, budget percent): {seed: Curve}} of the verdict runs ``protocol__<method>__s<seed>_b<pct>``
+    (``geomopt.train.protocol``) under ``runs``."""
+    from geomopt.results import load_runs
+
+    df = load_runs(str(Path(runs) / "protocol__*.jsonl"))
+    if df.empty:
+        return {}
+    parts = df["run"].str.extract(r"^protocol__(?P<method>.+)__s(?P<s>\d+)_b(?P<budget>\d+)$")
+    df = df.assign(method=parts["method"], budget=parts["budget"].astype(float)).dropna(subset=["method"])
+    df["key"] = list(zip(df["method"], df["budget"].astype(int)))
+    return V.run_curves(df, "key", column)
+
+
+def budget_verdicts(runs: Path, pairs: dict[str, str], claimed: dict[str, float] | None = None) -> list[dict]:
+    """For each ``{method: baseline}`` pair and each budget both have: the tokens-to-target verdict
+    (``verdict.tokens_to_target_verdict``), as rows {method, baseline, budget, result}."""
+    curves = protocol_curves(runs)
+    rows = []
+    for m, base in pairs.items():
+        budgets = sorted({b for (k, b) in curves if k == m} & {b for (k, b) in curves if k == base})
+        for b in budgets:
+            res = V.tokens_to_target_verdict(curves[(m, b)], curves[(base, b)], (claimed or {}).get(m))
+            rows.append({"method": m, "baseline": base, "budget": b, "result": res})
+    return rows

@@ -161,7 +161,9 @@ class Trainer:
                 if not math.isfinite(loss):
                     bar.close()
                     self.nonfinite(loss)
-                self.log.log(step=self.step, tokens=self.tokens, train_loss=loss, **lr, step_time=seconds)
+                clips = {k: v for o in (self.transform, *self.optimizers) if hasattr(o, "stats")  # clip rates
+                         for k, v in o.stats().items()}
+                self.log.log(step=self.step, tokens=self.tokens, train_loss=loss, **lr, step_time=seconds, **clips)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update()
             if self._eval_due() or last:

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -164,34 +165,38 @@ def sweep_main(prog: str):
     return wrap
 
 
-def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: int = 1) -> list[SweepOutcome]:
+def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: int = 1,
+              budgets: tuple[float, ...] | None = None) -> list[SweepOutcome]:
     """Train ``configs`` in order. Results and checkpoints written before ``since`` (the session
     start from ``sweep_session``) are not reused: those runs train from scratch. ``jobs`` > 1
     trains that many runs at a time, each in its own process with one thread (on a small model
     two one-thread runs beat one two-thread run). Every config and its data are checked before
-    the first run starts; ``log`` gets one line per finished run when stderr is not a terminal."""
+    the first run starts; ``log`` gets one line per finished run when stderr is not a terminal.
+    ``budgets`` (fractions, e.g. (0.25, 0.5, 1.0)): each config is a budget group
+    (``geomopt.train.budget``) and yields one outcome per budget, shortest first."""
     configs = [from_dict(dataclasses.asdict(c)) for c in configs]  # validate every field set in Python
     for cfg in configs:
         check_data(cfg)
     outcomes = []
     with Progress(len(configs), "sweep", log) as progress:
-        for outcome in _outcomes(configs, since, jobs, progress):
-            outcomes.append(outcome)
-            progress.finish(outcome.name, _describe(outcome), notable=outcome.status == "nonfinite")
+        for group in _outcomes(configs, since, jobs, progress, budgets):
+            outcomes += group
+            progress.finish(group[-1].name, "; ".join(_describe(o) for o in group),
+                            notable=any(o.status == "nonfinite" for o in group))
     return outcomes
 
 
-def _outcomes(configs: list[TrainConfig], since: float, jobs: int, progress: Progress):
-    """The runs' outcomes in order, trained here or ``jobs`` at a time in worker processes."""
+def _outcomes(configs: list[TrainConfig], since: float, jobs: int, progress: Progress, budgets=None):
+    """Each config's outcomes (a list) in order, trained here or ``jobs`` at a time in worker processes."""
     if jobs <= 1 or len(configs) <= 1:
         for cfg in configs:
             progress.start(cfg.name)
-            yield _train(cfg, since)
+            yield _train_group(cfg, since, budgets)
         return
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
     try:
-        results = pool.map(_train, configs, repeat(since))
+        results = pool.map(_train_group, configs, repeat(since), repeat(budgets))
         for cfg in configs:
             progress.start(cfg.name)
             yield next(results)
@@ -223,6 +228,36 @@ def _describe(o: SweepOutcome) -> str:
     return f"{'diverged' if o.status == 'nonfinite' else o.status} in {o.seconds:.0f} s"
 
 
+def _train_group(cfg: TrainConfig, since: float, budgets=None) -> list[SweepOutcome]:
+    """One run, or with ``budgets`` its budget group: skipped when every budget finished in this
+    session, else trained whole (``run_budgets``: shorter budgets branch off the long run). If the
+    long run diverges, each budget not yet finished is trained as a separate run: before the branch
+    point it diverges the same way, after it a shorter run may well finish."""
+    if not budgets:
+        return [_train(cfg, since)]
+    from geomopt.train.budget import budget_configs, run_budgets
+
+    group = budget_configs(cfg, budgets)
+    if all(_since(c.out_path, since) and completed(c) for c in group):
+        return [SweepOutcome(c.name, c.out_path, "skipped", 0.0) for c in group]
+    t0 = time.perf_counter()
+    try:
+        run_budgets(cfg, budgets, command=" ".join(sys.argv))
+    except NonFiniteLoss:
+        return [SweepOutcome(c.name, c.out_path, "nonfinite", 0.0) if completed(c) and _status(c) == "nonfinite"
+                else _train(c, math.inf) if not completed(c) else SweepOutcome(c.name, c.out_path, "completed", 0.0)
+                for c in group]
+    dt = time.perf_counter() - t0
+    return [SweepOutcome(c.name, c.out_path, "completed", dt) for c in group]
+
+
+def _status(cfg: TrainConfig) -> str | None:
+    try:
+        return read_run(cfg.out_path)[0].get("status")
+    except (OSError, ValueError):
+        return None
+
+
 def _train(cfg: TrainConfig, since: float) -> SweepOutcome:
     from geomopt.train import run
 
@@ -236,3 +271,14 @@ def _train(cfg: TrainConfig, since: float) -> SweepOutcome:
     except NonFiniteLoss:
         path, status = cfg.out_path, "nonfinite"
     return SweepOutcome(cfg.name, Path(path), status, time.perf_counter() - t0)
+
+
+def prune_runs(run_dir: Path, keep: set[str], log=print) -> list[Path]:
+    """Remove the run files under ``run_dir`` whose name is not in ``keep`` (runs of an older plan: a
+    reproduction's results are exactly its own runs); returns what was removed."""
+    stale = sorted(p for p in Path(run_dir).glob("*.jsonl") if p.stem not in keep)
+    for p in stale:
+        p.unlink()
+    if stale:
+        log(f"removed {len(stale)} run file(s) of an older plan from {run_dir}")
+    return stale

@@ -4,8 +4,8 @@ Rules (issue 12), each enforced by the code below:
 - **Same budget for every method:** ``tune`` spends exactly ``budget`` trials (fewer only when a
   space of fixed choices is exhausted), every trial a run of the same seed-0 config and length.
 - **Each hyper-parameter on its own:** a search space (``search`` table of a method in
-  ``experiments/paperN/methods.toml``) names config keys, e.g. ``optim.lr``, ``optim.tau_ratio``,
-  ``optim.alpha_ratio``, ``adamw.lr`` (the AdamW half of a hidden-matrix optimizer), ``optim.betas``.
+  ``experiments/paperN/methods.toml``) names config keys, e.g. ``optim.lr``, ``optim.tau``,
+  ``optim.alpha`` (Stacey's τ and α, absolute), ``adamw.lr`` (the AdamW half of a hidden-matrix optimizer), ``optim.betas``.
   The search is coordinate-wise: one key swept over its grid with the others at their current
   best, cycling over the keys until no key moves, then refining (midpoints in log space) until the
   budget is spent.
@@ -83,7 +83,7 @@ def split_search(method: dict) -> tuple[dict, list[Param]]:
 
 def planned_grid(method: dict, key: str = "optim.lr") -> list[float]:
     """The initial grid of ``key`` in a method's search table: what a runner's static planning sweeps
-    before (or instead of) the full search of :func:`search_methods`."""
+    before (or instead of) the full search of ``geomopt.train.protocol.tune_methods``."""
     _, space = split_search(method)
     for p in space:
         if p.key == key:
@@ -120,9 +120,13 @@ class _BudgetSpent(Exception):
     pass
 
 
-def tune(space: list[Param], objective: Callable[[dict], float], budget: int) -> Search:
+def tune(space: list[Param], objective: Callable[[dict], float], budget: int,
+         prefetch: Callable[[list[dict]], None] | None = None) -> Search:
     """Coordinate search of ``space`` minimising ``objective`` with exactly ``budget`` trials (see module
-    doc). ``objective(values) -> score``; NaN / ±inf / an exception of the run = diverged = +inf."""
+    doc). ``objective(values) -> score``; NaN / ±inf / an exception of the run = diverged = +inf.
+    ``prefetch(batch)``, if given, is called with the untried values of a grid (at most the budget
+    left) before they are scored one by one: a caller trains them together
+    (``geomopt.train.protocol.tune_methods``)."""
     if budget < 1 or not space:
         raise SearchSpaceError(f"tune: budget={budget} and {len(space)} key(s); need budget ≥ 1 and a search space")
     s = Search()
@@ -144,6 +148,11 @@ def tune(space: list[Param], objective: Callable[[dict], float], budget: int) ->
         """Sweep one key (extending a log grid past an edge winner); True if its best value moved."""
         while True:
             vals = sorted(grids[p.key]) if p.log else grids[p.key]
+            if prefetch is not None:
+                new = [{**current, p.key: v} for v in vals]
+                new = [v for v in new if json.dumps(v, sort_keys=True) not in cache]
+                if new:
+                    prefetch(new[:max(budget - len(s.trials), 0)])
             scores = [score({**current, p.key: v}) for v in vals]
             i = min(range(len(vals)), key=lambda j: scores[j])
             if p.log and math.isinf(scores[i]):
@@ -199,39 +208,6 @@ def selection_score(path: str | Path, metric: str = "select_loss") -> float:
     vals = rows[metric].dropna()
     x = float(vals.iloc[-1]) if len(vals) else math.inf
     return -x if metric.endswith("_acc") else x  # tune() minimises
-
-
-def trainer_objective(make_config: Callable[[list[str], str], object], metric: str = "select_loss"):
-    """An objective that trains one seed-0 run on the selection split per trial.
-    ``make_config(overrides, name) -> TrainConfig`` builds the method's config with the overrides."""
-    from geomopt.train import run
-    from geomopt.train.loop import NonFiniteLoss
-
-    count = [0]
-
-    def objective(values: dict) -> float:
-        count[0] += 1
-        cfg = make_config(overrides(values) + ["eval_split=select", f"seed={TUNING_SEED}"], f"trial{count[0]:03d}")
-        try:
-            path = run(cfg)
-        except NonFiniteLoss:
-            return math.inf
-        return selection_score(path, metric)
-    return objective
-
-
-def search_methods(specs: dict[str, dict], make: Callable[[str, dict, list[str], str], object], budget: int,
-                   path: str | Path, metric: str = "select_loss") -> dict[str, Search]:
-    """The protocol for a set of methods: each method's search space (its ``search`` table) searched
-    with the same ``budget`` of seed-0 trials on the selection split; the record goes to ``path``.
-    ``make(method, overrides_table, overrides, trial_name) -> TrainConfig``."""
-    searches = {}
-    for m, spec in specs.items():
-        rest, space = split_search(spec)
-        searches[m] = tune(space, trainer_objective(lambda over, name, m=m, rest=rest: make(m, rest, over, name),
-                                                    metric), budget)
-    write_tuning(path, searches, budget, metric)
-    return searches
 
 
 def chosen(path: str | Path) -> dict[str, dict]:
