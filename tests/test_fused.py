@@ -123,5 +123,8 @@ def test_clip_muon_compiled_shrink_equals_eager(position):
             opt.step()
         return [p.detach() for p in params]
 
+    from geomopt.optim.clip_muon import shrink_copies
+
     for a, b in zip(run(True), run(False)):
         assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-6
+    assert shrink_copies not in fused._failed and any(k.startswith("shrink_copies(") for k in fused.compile_seconds())
