@@ -53,6 +53,7 @@ def test_compiled_step_equals_eager(name):
     before = fused.compiled_count()
     compiled, opt = _run(opt_cls, hp, True)
     assert fused.compiled_count() - before <= 2  # one compiled copy per group, whatever the lr schedule
+    assert not fused._failed, fused._failed  # compiled indeed (a failed compile falls back to eager, with a warning)
     for a, b in zip(compiled, eager):
         assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-6
     # the state too, relative to the gradients' scale (O(1) here): Stacey's m is rebuilt from c with a
