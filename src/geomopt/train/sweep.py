@@ -181,7 +181,9 @@ def run_sweep(configs: list[TrainConfig], since: float = 0.0, log=print, jobs: i
     with Progress(len(configs), "sweep", log) as progress:
         for group in _outcomes(configs, since, jobs, progress, budgets):
             outcomes += group
-            progress.finish(group[-1].name, "; ".join(_describe(o) for o in group),
+            what = _describe(group[0]) if len({(o.status, o.seconds) for o in group}) == 1 else \
+                "; ".join(f"{o.name}: {_describe(o)}" for o in group)
+            progress.finish(group[-1].name, (f"{len(group)} budgets " if len(group) > 1 else "") + what,
                             notable=any(o.status == "nonfinite" for o in group))
     return outcomes
 
