@@ -66,9 +66,11 @@ noise: $(STAMP)
 
 PAPERS := paper1 paper2 paper3 paper4
 $(addprefix reproduce-,$(PAPERS)): reproduce-%: $(STAMP)
+	$(PYTHON) -m geomopt data --install
 	$(PYTHON) experiments/reproduce.py $* $(QFLAG)
 
 reproduce-all: $(STAMP)
+	$(PYTHON) -m geomopt data --install
 	$(PYTHON) experiments/reproduce.py $(PAPERS) $(QFLAG)
 
 # any other reproduce-<x> (reproduce-paper9): one line listing the papers, exit 2
