@@ -109,7 +109,7 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame, ablation: lis
            "**reconstructed** (Bayes posterior mean under a Gaussian prior with Cauchy-contaminated noise; "
            "see `src/geomopt/optim/shrink.py`).", "", *summary, *protocol(df, res),
            "## Details", "", f"Verdict and control runs: {n_runs} (`experiments/paper1/run.py`).", "",
-           *main_variant(res)]
+           *main_variant(res), *noise_table(theory)]
     out += theory_markdown(theory)
     for group, title in (("clean", "Clean gradients, at each budget"),
                          ("cauchy", "With entry-wise Cauchy contamination (control, 100% budget)")):
@@ -128,6 +128,35 @@ def render(rows: list[dict], theory: list[dict], df: pd.DataFrame, ablation: lis
     out += ["", "## Reading", "", *plain_answer(rows, theory), "", *reading(rows, theory), *trace]
     out += [*ablation, ""]
     return "\n".join(out)
+
+
+def noise_table(theory: list[dict]) -> list[str]:
+    """The gradient noise per parameter class at the end of the measured runs, both tasks, each number next to
+    its Gaussian surrogate with the same per-entry variances (the `real_noise` record)."""
+    noise = next((t for t in theory if t["check"] == "real_noise"), None)
+    tasks = (noise or {}).get("measured", {}).get("tasks", {})
+    if not tasks:
+        return []
+    out = ["## Gradient noise per parameter class (measured, `real_noise`)", "",
+           "Minibatch gradient noise at the end of a CPU-preset run, each value as noise / Gaussian surrogate: "
+           "tail index α̂ (shuffled entries; < 2 = heavy), α̂ of the entries divided by their own scale (what remains "
+           "once unequal row / column scales are taken out), Hill, L/L_G (localization), and the cut of the "
+           "spectral norm by entry-wise clipping at 3·scale. Runs: char = `experiments/presets/cpu/gpt.toml`, bpe = "
+           "`gpt_bpe.toml` (4 layers; the experiments below train its 2-layer `gpt_bpe_small` version on the same "
+           "tokens). Figure: `figures/paper1/noise_classes_*.png`.", "",
+           "| task | class | entries | α̂ | α̂ of N/s | Hill | L/L_G | spectral cut by clipping | heavy / localized |",
+           "|---|---|---|---|---|---|---|---|---|"]
+
+    def pair(r: dict, key: str) -> str:
+        a, b = r.get(key), r.get(f"{key}_surrogate")
+        return f"{float(a):.2f} / {float(b):.2f}" if a is not None and b is not None else "–"
+    for task, rec in tasks.items():
+        end = rec["points"]["100%"]["classes"]
+        for cls, r in end.items():
+            out.append(f"| {task} | {cls} | {r['entries']:,} | {pair(r, 'alpha')} | {pair(r, 'alpha_std')} | "
+                       f"{pair(r, 'hill')} | {pair(r, 'L_over_LG')} | {pair(r, 'clip_cut_entry')}× | "
+                       f"{'yes' if r['heavy_tailed'] else 'no'} / {'yes' if r['localized'] else 'no'} |")
+    return out + [""]
 
 
 def main_variant(res: Path) -> list[str]:
@@ -236,7 +265,9 @@ def trace_reading(res: Path) -> list[str]:
             f"t·√v̂ goes from {100 * first['frac_beyond_t']:.2f}% at step {first['step']} to "
             f"{100 * last['frac_beyond_t']:.1f}% at step {last['step']} (a Gaussian puts {100 * gauss:.2f}% beyond "
             f"{tr['t']:g}σ), and {100 * last['persistent_frac']:.0f}% of those were beyond t {tr['every']} steps "
-            f"earlier too: persistent large entries, which a redescending ψ keeps returning near 0. RMS √v̂ of "
+            "earlier too (" + ("mostly persistent large entries, which a redescending ψ keeps returning near 0"
+                               if last["persistent_frac"] > 0.5 else "mostly transient: different entries each time")
+            + "). RMS √v̂ of "
             f"ShrinkAdamW ÷ AdamW (same seed and data, after {tr['steps']} steps), matrices: median "
             f"{pd.Series([r for r, _ in mats]).median():.2f}, lowest " + ", ".join(f"{n} {r:.2f}" for r, n in mats[:3])
             + "."]
@@ -250,6 +281,11 @@ def ablation_section(res: Path, df: pd.DataFrame) -> list[str]:
     both = pd.concat([df, load_runs([str(p) for p in runs])], ignore_index=True)
     finals = {name: final_val_loss(g) for name, g in both.groupby("name")}
     table = ablation_frame(finals)
+    orphans = int(table["baseline"].isna().sum())
+    table = table.dropna(subset=["baseline"])
+    if table.empty:
+        return ["", "## Ablation", "", f"{orphans} ablation runs are present but none has its same-seed baseline "
+                "(they predate the current plan); rerun `make ablate-paper1`."]
     out = ["", "## Ablation: ψ × threshold t × position (seed 0)", "",
            "Each variant's final validation loss minus its baseline's on the same seed and data order; one seed, "
            "so read a difference against the baseline's seed-to-seed standard deviation (sd, from the main runs). "
