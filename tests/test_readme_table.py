@@ -36,6 +36,17 @@ def test_registry_from_results_validates_and_maps_theory(tmp_path):
         C.validate(r)
 
 
+def test_a_measurement_of_two_claims_gives_one_record_each(tmp_path):
+    (tmp_path / "theory").mkdir()
+    rec = {"paper": "paper1", "claim": "Measurement (C1/C2)", "summary": "s", "verdict": "PASS", "meta": {},
+           "measured": {"verdicts": {"C1": {"verdict": "holds"}, "C2": {"verdict": "not observed"}}}}
+    (tmp_path / "theory" / "m.json").write_text(json.dumps(rec))
+    recs = {r["id"]: r for r in C.theory_records(tmp_path)}
+    assert set(recs) == {"theory:m:C1", "theory:m:C2"}
+    assert recs["theory:m:C1"]["verdict"] == "reproduced" and recs["theory:m:C2"]["verdict"] == "contradicted"
+    assert V.theory(rec).word == "contradicted"  # the whole measurement: one part not observed
+
+
 def test_schema_rejects_bad_records():
     _, v = V.compare({0: 1.0}, {0: 2.0})
     good = C.record("p", "i", "s", "1", "Fig. 1", "o", v, REGIME, "proto", "cmd")

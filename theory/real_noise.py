@@ -5,7 +5,7 @@ averaging"; "real gradient noise appears to be similar to entry-wise heavy-taile
 contamination".
 
 A *measurement*, reported as measured. At 0/5/50/100% of a CPU-preset run (GPT on
-Shakespeare characters; and on the byte-level BPE preset when it is in the repo) we take
+Shakespeare characters; and the 2-layer byte-level BPE GPT paper 1's experiments train) we take
 the minibatch noise N_b = g_b − ḡ (ḡ from K large-batch micro-batches, spec §4 E1) and,
 per parameter class (embeddings, output head, hidden matrices, gains; ``geomopt.noise``):
 Simsekli's α̂ on shuffled entries, Hill's α̂, L/L_G, and the cut of ‖N‖₂ by entry-wise
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from pathlib import Path
 
 from geomopt.noise.per_class import ALPHA_MARGIN, GAUSSIAN_ALPHA, RULE
 from geomopt.report.checks import Outcome
@@ -38,7 +39,7 @@ CLAIM = ("Measurement (C1/C2): tail index and localization of our GPT's minibatc
          "class, against a Gaussian surrogate, at 0/5/50/100% of a CPU-preset run (char; BPE when present)")
 
 PRESETS = {"char": REPO_ROOT / "experiments/presets/cpu/gpt.toml",
-           "bpe": REPO_ROOT / "experiments/presets/cpu/gpt_bpe.toml"}
+           "bpe": REPO_ROOT / "experiments/presets/cpu/gpt_bpe_small.toml"}  # the model paper 1's experiments train
 SCALE = {  # training budget, large-batch size K, noise samples, tasks
     "full": dict(over=["total_tokens=400000", "batch_size=16", "warmup_steps=20"], large=12, samples=12,
                  tasks=("char", "bpe")),
@@ -60,8 +61,8 @@ def measure_task(preset, scale: dict, seed: int) -> dict:
         trainer = Trainer(cfg)
         points = measure_over_run(trainer, list(POINTS), scale["large"], scale["samples"], seed)
     return {"points": points, "total_steps": trainer.total_steps, "batch_size": cfg.batch_size,
-            "seq_len": cfg.seq_len, "dataset": cfg.dataset, "large_batch_micro": scale["large"],
-            "noise_samples": scale["samples"]}
+            "seq_len": cfg.seq_len, "dataset": cfg.dataset, "preset": Path(preset).name,
+            "large_batch_micro": scale["large"], "noise_samples": scale["samples"]}
 
 
 def verdicts(tasks: dict[str, dict]) -> dict[str, dict]:

@@ -141,9 +141,9 @@ def noise_table(theory: list[dict]) -> list[str]:
            "Minibatch gradient noise at the end of a CPU-preset run, each value as noise / Gaussian surrogate: "
            "tail index α̂ (shuffled entries; < 2 = heavy), α̂ of the entries divided by their own scale (what remains "
            "once unequal row / column scales are taken out), Hill, L/L_G (localization), and the cut of the "
-           "spectral norm by entry-wise clipping at 3·scale. Runs: char = `experiments/presets/cpu/gpt.toml`, bpe = "
-           "`gpt_bpe.toml` (4 layers; the experiments below train its 2-layer `gpt_bpe_small` version on the same "
-           "tokens). Figure: `figures/paper1/noise_classes_*.png`.", "",
+           "spectral norm by entry-wise clipping at 3·scale. Runs (400k tokens each): char = "
+           f"`experiments/presets/cpu/gpt.toml`, bpe = `{tasks.get('bpe', {}).get('preset', 'gpt_bpe_small.toml')}`"
+           ". Figure: `figures/paper1/noise_classes_*.png`.", "",
            "| task | class | entries | α̂ | α̂ of N/s | Hill | L/L_G | spectral cut by clipping | heavy / localized |",
            "|---|---|---|---|---|---|---|---|---|"]
 

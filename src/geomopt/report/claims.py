@@ -80,9 +80,13 @@ def theory_records(results: Path) -> list[dict]:
     out = []
     for path in sorted((results / "theory").glob("*.json")):
         r = read_json(path)
-        out.append(record(r["paper"], f"theory:{path.stem}", r["claim"], "theorem / spec", "paper text (spec)",
-                          r.get("summary", ""), V.theory(r), {"model": "numeric check", "data": "synthetic"},
-                          f"theory/{path.stem}.py", f"make theory (`{path.stem}`)"))
+        parts = V.measured_parts(r) if r.get("verdict") == "PASS" and not r.get("meta", {}).get("quick") else {}
+        # a valid measurement of several claims (real_noise: C1, C2) gives one record per claim
+        for part, rec in ({k: {**r, "measured": {"verdicts": {k: v}}} for k, v in parts.items()} or {"": r}).items():
+            out.append(record(r["paper"], f"theory:{path.stem}" + (f":{part}" if part else ""),
+                              r["claim"] + (f" — {part}" if part else ""), "theorem / spec", "paper text (spec)",
+                              r.get("summary", ""), V.theory(rec), {"model": "numeric check", "data": "synthetic"},
+                              f"theory/{path.stem}.py", f"make theory (`{path.stem}`)"))
     return out
 
 

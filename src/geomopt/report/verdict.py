@@ -104,6 +104,15 @@ def exact(holds: bool, why: str = "") -> Verdict:
     return Verdict(REPRODUCED if holds else CONTRADICTED, 1, why)
 
 
+PART_WORDS = ("holds", "fails", "not observed")  # a measurement's per-claim words; only "holds" holds
+
+
+def measured_parts(record: Mapping) -> dict:
+    """The per-claim parts of a measurement record (``measured.verdicts``: {claim: {"verdict": word}})."""
+    parts = (record.get("measured") or {}).get("verdicts") or {}
+    return {k: v for k, v in parts.items() if isinstance(v, Mapping) and v.get("verdict") in PART_WORDS}
+
+
 def theory(record: Mapping | None) -> Verdict:
     """THE mapping of a theory check (results/theory/<check>.json, PASS/FAIL) into the vocabulary:
     a check is an exact numeric test of the quoted claim, so PASS → reproduced, FAIL → contradicted;
@@ -115,8 +124,7 @@ def theory(record: Mapping | None) -> Verdict:
         return Verdict(INCONCLUSIVE, 0, "quick-mode record")
     if record["verdict"] not in ("PASS", "FAIL"):  # e.g. "—" in a report's row of a missing record
         return not_testable(f"theory check not run ({record['verdict']})")
-    parts = (record.get("measured") or {}).get("verdicts") or {}
-    parts = {k: v for k, v in parts.items() if isinstance(v, Mapping) and v.get("verdict") in ("holds", "fails")}
+    parts = measured_parts(record)
     if record["verdict"] == "PASS" and parts:  # a measurement: PASS = valid, the claims are its parts
         held = {k: v["verdict"] == "holds" for k, v in parts.items()}
         return exact(all(held.values()), "measured: " + ", ".join(f"{k} {parts[k]['verdict']}" for k in held))
