@@ -35,7 +35,7 @@ def test_verdict_runs_are_budget_groups_that_resume_and_read_back(tmp_path):
     assert all(o.status == "skipped" for o in again)
     curves = protocol_curves(tmp_path / "runs")
     assert set(curves) == {("adamw", 50), ("adamw", 100), ("sgd", 50), ("sgd", 100)}
-    rows = budget_verdicts(tmp_path / "runs", {"sgd": "adamw"})
+    rows = budget_verdicts(curves, [("sgd", "adamw", None)])
     assert [r["budget"] for r in rows] == [50, 100] and all(r["result"].delta_final.interval.n == 2 for r in rows)
 
 

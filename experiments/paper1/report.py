@@ -17,7 +17,7 @@ import pandas as pd
 from geomopt.report.ablation import BASELINE, ablation_frame, final_val_loss, seed_spread
 from geomopt.report.checks import theory_markdown, theory_rows
 from geomopt.report.claims import paper_summary, record, regime_of
-from geomopt.report.protocol import budget_verdicts, protocol_section, recorded_rows
+from geomopt.report.protocol import budget_verdicts, protocol_curves, protocol_section, recorded_rows
 from geomopt.report import verdict
 from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, read_run, write_json
 
@@ -63,7 +63,7 @@ def clip_rate(df: pd.DataFrame, method: str) -> str:
 def clean_rows(df: pd.DataFrame, results: Path) -> list[dict]:
     """Each comparison at each budget (geomopt.report.protocol.budget_verdicts on the verdict runs)."""
     rows = []
-    for r in budget_verdicts(results / "runs", {m: b for m, b, _ in COMPARISONS}, PAPER):
+    for r in budget_verdicts(protocol_curves(results / "runs"), [(m, b, PAPER.get(m)) for m, b, _ in COMPARISONS]):
         rows.append({**r, "group": "clean", "what": WHAT[r["method"]], "res": r.pop("result"),
                      "cost": step_cost(results, r["method"]), "clip": clip_rate(df, r["method"])})
     return rows

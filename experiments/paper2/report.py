@@ -58,10 +58,10 @@ def config_of(df: pd.DataFrame) -> tuple[dict, int | None]:
 
 def gpt_rows(res: Path) -> list[dict]:
     """DeVA-S∞ against Muon (the claim) and SOAP, every other method against Muon, at each budget."""
-    runs = res / "runs"
-    methods = {m for (m, _) in protocol_curves(runs)}
-    rows = budget_verdicts(runs, {m: "muon" for m in sorted(methods) if m != "muon"}, {"deva_sinf": PAPER_SAVING["muon"]})
-    rows += budget_verdicts(runs, {"deva_sinf": "soap"}, {"deva_sinf": PAPER_SAVING["soap"]})
+    curves = protocol_curves(res / "runs")
+    methods = sorted({m for (m, _) in curves} - {"muon"})
+    rows = budget_verdicts(curves, [(m, "muon", PAPER_SAVING["muon"] if m == "deva_sinf" else None) for m in methods]
+                           + [("deva_sinf", "soap", PAPER_SAVING["soap"])])
     return [{**r, "setting": "tuned"} for r in rows]
 
 

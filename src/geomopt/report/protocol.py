@@ -90,14 +90,14 @@ def protocol_curves(runs: Path, column: str = "val_loss") -> dict:
     return V.run_curves(df, "key", column)
 
 
-def budget_verdicts(runs: Path, pairs: dict[str, str], claimed: dict[str, float] | None = None) -> list[dict]:
-    """For each ``{method: baseline}`` pair and each budget both have: the tokens-to-target verdict
+def budget_verdicts(curves: dict, pairs) -> list[dict]:
+    """For each ``(method, baseline, claimed saving or None)`` of ``pairs`` and each budget both have in
+    ``curves`` (from :func:`protocol_curves`): the tokens-to-target verdict
     (``verdict.tokens_to_target_verdict``), as rows {method, baseline, budget, result}."""
-    curves = protocol_curves(runs)
     rows = []
-    for m, base in pairs.items():
+    for m, base, claimed in pairs:
         budgets = sorted({b for (k, b) in curves if k == m} & {b for (k, b) in curves if k == base})
         for b in budgets:
-            res = V.tokens_to_target_verdict(curves[(m, b)], curves[(base, b)], (claimed or {}).get(m))
+            res = V.tokens_to_target_verdict(curves[(m, b)], curves[(base, b)], claimed)
             rows.append({"method": m, "baseline": base, "budget": b, "result": res})
     return rows

@@ -245,9 +245,8 @@ def _train_group(cfg: TrainConfig, since: float, budgets=None) -> list[SweepOutc
     t0 = time.perf_counter()
     try:
         run_budgets(cfg, budgets, command=" ".join(sys.argv))
-    except NonFiniteLoss:
-        return [SweepOutcome(c.name, c.out_path, "nonfinite", 0.0) if completed(c) and _status(c) == "nonfinite"
-                else _train(c, math.inf) if not completed(c) else SweepOutcome(c.name, c.out_path, "completed", 0.0)
+    except NonFiniteLoss:  # finished budgets keep their status (completed / nonfinite); the rest train alone
+        return [SweepOutcome(c.name, c.out_path, _status(c), 0.0) if completed(c) else _train(c, math.inf)
                 for c in group]
     dt = time.perf_counter() - t0
     return [SweepOutcome(c.name, c.out_path, "completed", dt) for c in group]
