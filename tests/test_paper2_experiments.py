@@ -13,6 +13,7 @@ from conftest import require_data
 
 from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json
+from geomopt.train import protocol
 from geomopt.train.tune import split_search
 
 # a bare environment (no GEOMOPT_* paths); PYTHONPATH kept so a work tree tests its own package
@@ -63,7 +64,7 @@ def test_cpu_plan_validates_every_method_and_the_figure_1_setting(runner, tmp_pa
             c = make(m, split_search(t)[0], [], f"check__{m}")
             assert c.task == task and c.out_path.parent == runner.task_dir(tmp_path, task) / "runs"
             if task == "image":  # the budget in steps, evaluated at its end on the report split
-                assert c.steps == runner.IMAGE_STEPS["full"] and c.schedule == "warmdown"
+                assert c.steps == protocol.IMAGE_STEPS["full"] and c.schedule == "warmdown"
             else:
                 assert c.dataset == "shakespeare_bpe"
     shared = {c.name: c for c in runner.shared_configs("full", "cpu", tmp_path, [])}

@@ -14,6 +14,7 @@ import pytest
 from geomopt.optim.stacey import Stacey
 from geomopt.report.claims import validate
 from geomopt.results import REPO_ROOT, read_json
+from geomopt.train import protocol
 from geomopt.train.tune import split_search
 
 RUN = REPO_ROOT / "experiments/paper3/run.py"
@@ -38,13 +39,13 @@ def test_stacey_search_uses_the_optimizers_own_arguments(run_mod):
     accepted = set(inspect.signature(Stacey.__init__).parameters)
     for task in run_mod.TASKS:
         for m in run_mod.STACEY:
-            keys = [p.key for p in split_search(run_mod.load_methods()[task][m])[1]]
+            keys = [p.key for p in split_search(run_mod.methods_of(task)[m])[1]]
             assert keys[0] == "optim.lr" and {"optim.tau", "optim.alpha", "optim.betas"} <= set(keys)
             assert {k.split(".", 1)[1] for k in keys} <= accepted  # no tau_ratio / alpha_ratio
-        for m, t in run_mod.load_methods()[task].items():
+        for m, t in run_mod.methods_of(task).items():
             assert "optim.lr" in {p.key for p in split_search(t)[1]}, m
-    assert set(run_mod.load_methods()["image"]) == {"sgd", "adamw", "lion", "stacey_p2", "stacey_pp"}
-    assert set(run_mod.load_methods()["gpt"]) == {"adamw", "lion", "stacey_p2", "stacey_pp"}
+    assert set(run_mod.methods_of("image")) == {"sgd", "adamw", "lion", "stacey_p2", "stacey_pp"}
+    assert set(run_mod.methods_of("gpt")) == {"adamw", "lion", "stacey_p2", "stacey_pp"}
     assert run_mod.SEEDS["full"] == [1, 2, 3] and run_mod.FRACTIONS["full"] == (0.25, 0.5, 1.0)
 
 
@@ -53,9 +54,9 @@ def test_full_cpu_plan_builds_valid_configs(run_mod, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "check__stacey_pp-p4: task=gpt" in printed and "check__lion: task=image" in printed
     make = run_mod.maker("cpu", "image", tmp_path, run_mod.scale("full", "cpu", "image"))
-    for m, t in run_mod.load_methods()["image"].items():
+    for m, t in run_mod.methods_of("image").items():
         c = make(m, split_search(t)[0], [], f"check__{m}")
-        assert c.dataset == "fashion_mnist" and c.steps == run_mod.IMAGE_STEPS["full"] and c.schedule == "warmdown"
+        assert c.dataset == "fashion_mnist" and c.steps == protocol.IMAGE_STEPS["full"] and c.schedule == "warmdown"
         assert "momentum" not in c.optim or c.optimizer == "sgd"  # the preset's SGD table never leaks
     arms = run_mod.p_sweep_specs("full", "gpt")
     assert {(a.split("-p")[0], t["optim"]["p"]) for a, t in arms.items()} == \

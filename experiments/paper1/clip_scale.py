@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tomllib
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ import torch
 from geomopt.noise.samplers import cauchy
 from geomopt.optim.grad_transforms import SCALES, matrix_scale
 from geomopt.results import REPO_ROOT, run_meta, write_json
+from geomopt.train import protocol
 
 T = 3.0
 EPS, GAMMA = 0.02, 1.0
@@ -107,7 +107,7 @@ def real(preset: str, steps: int, every: int, seed: int = 0) -> dict:
     from geomopt.train.loop import Trainer
     from geomopt.train.sweep import method_config
 
-    methods = tomllib.loads((REPO_ROOT / "experiments/paper1/methods.toml").read_text())
+    methods = protocol.load_methods(REPO_ROOT / "experiments/paper1/methods.toml")
     scratch = Path("/tmp") / f"clip_scale_{seed}"
     cfg = method_config(preset, methods["muon"], [f"steps={steps}", "total_tokens=0", "batch_size=16",
                                                   "eval_every=0", f"seed={seed}"],

@@ -6,8 +6,6 @@ Every number here is read from run files (results/paper1/runs/*.jsonl) and theor
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -16,10 +14,10 @@ import pandas as pd
 
 from geomopt.report.ablation import BASELINE, ablation_frame, final_val_loss, seed_spread
 from geomopt.report.checks import theory_markdown, theory_rows
-from geomopt.report.claims import paper_summary, record, regime_of
+from geomopt.report.claims import paper_summary, record, regime_of, results_parser
 from geomopt.report.protocol import budget_verdicts, protocol_curves, protocol_section, recorded_rows
 from geomopt.report import verdict
-from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, read_run, write_json
+from geomopt.results import atomic_write_text, load_runs, read_json, read_run, write_json
 
 REDESCENDING = ("redescend", "smooth")  # ψ(y) → 0 as |y| → ∞ (geomopt.optim.shrink)
 PAPER = {"shrink_adamw": 0.07, "clip_muon": 0.02}  # abstract: ~7% (Adam + shrinkage), ~2% (clip before Muon)
@@ -366,10 +364,7 @@ def claims(rows: list[dict], df: pd.DataFrame) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results",
-                    help="results root holding paper1/runs/ and theory/ (quick mode: results/quick)")
-    args = ap.parse_args(argv)
+    args = results_parser(__doc__, holding="paper1/runs/ and theory/").parse_args(argv)
     res = args.results / "paper1"
     try:
         df = load(res)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import tomllib
 from pathlib import Path
 
 from geomopt.report.ablation import BASELINE
@@ -32,21 +31,9 @@ from geomopt.train.sweep import add_jobs_argument, prune_runs, run_sweep, sweep_
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {"cpu": REPO_ROOT / "experiments/presets/cpu/gpt_bpe_small.toml",
-           "gpu": REPO_ROOT / "experiments/presets/gpu/gpt2_124m_fineweb.toml"}
-
-# Overrides per mode at the CPU preset. quick: a pipeline check in a few minutes, not science.
-CPU_SCALE = {
-    "full": {},
-    "quick": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32, "n_head": 2,
-              "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4, "checkpoint_every": 16},
-}
 SEEDS = {"full": [1, 2, 3], "quick": [1]}  # verdict seeds: disjoint from the tuning seed 0
 FRACTIONS = {"full": (0.25, 0.5, 1.0), "quick": (0.5, 1.0)}  # the protocol's budgets, each annealed at its end
 TUNE_BUDGET = {"full": 4, "quick": 2}  # trials per method, the same for every method
-# GPU preset: evaluate every 25 steps (13.1M tokens, ~0.5% of the run) on 2M validation tokens,
-# dense enough to resolve a 2% token saving (the preset's 125-step grid gives ~2.5%).
-GPU_SCALE = {"eval_every": 13_107_200, "eval_tokens": 2_097_152}
 
 # The controlled heavy-tail experiment: each gradient entry, with probability ε, gets an extra
 # Cauchy(0, γ·RMS(G)) draw (geomopt.noise.inject), before any clipping or shrinkage.
@@ -73,16 +60,18 @@ ABLATE = {
 
 
 def load_methods() -> dict[str, dict]:
-    return tomllib.loads((HERE / "methods.toml").read_text())
+    return protocol.load_methods(HERE / "methods.toml")
 
 
 def scale(mode: str, preset: str) -> list[str]:
-    return [f"{k}={v}" for k, v in (CPU_SCALE[mode] if preset == "cpu" else GPU_SCALE).items()]
+    """The GPT task's scale (geomopt.train.protocol); quick runs checkpoint (a test kills and resumes one)."""
+    quick_resume = ["checkpoint_every=16"] if (mode, preset) == ("quick", "cpu") else []
+    return protocol.scale(mode, preset, "gpt", {"gpt": protocol.GPU_EVAL}) + quick_resume
 
 
 def maker(preset: str, out_dir: Path, extra: list[str]):
     """``make(method, table, overrides, name)`` for geomopt.train.protocol: a run of the method table on the preset."""
-    return protocol.maker(PRESETS[preset], out_dir, "paper1", extra)
+    return protocol.maker(protocol.PRESETS[preset]["gpt"], out_dir, "paper1", extra)
 
 
 def with_cauchy(method: dict, seed: int) -> dict:
@@ -231,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablate", action="store_true", help="ψ × t (× position) ablation, seed 0: clean shrinkage, then "
                     "the Cauchy control (after the main run: it uses the tuned values)")
     ap.add_argument("--trace", action="store_true", help="only the ShrinkAdamW trace (shrink_trace.json), no sweep")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--preset", choices=sorted(protocol.PRESETS), default="cpu")
     ap.add_argument("--out", type=Path, help="results directory (default results/paper1, quick: results/quick/paper1)")
     ap.add_argument("--data-dir", default="", help="FineWeb shards for --preset gpu (or $GEOMOPT_FINEWEB)")
     add_jobs_argument(ap)

@@ -8,7 +8,6 @@ each), the optional Figure 1 runs (``fig1__*``) and update-RMS record, and the t
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -17,10 +16,10 @@ import pandas as pd
 
 from geomopt.report import verdict
 from geomopt.report.checks import theory_markdown, theory_rows
-from geomopt.report.claims import paper_summary, record, regime_of
+from geomopt.report.claims import paper_summary, record, regime_of, results_parser
 from geomopt.report.protocol import budget_verdicts, protocol_curves, protocol_section, recorded_rows
 from geomopt.report.tokens import mean_interval
-from geomopt.results import REPO_ROOT, atomic_write_text, load_runs, read_json, read_run, write_json
+from geomopt.results import atomic_write_text, load_runs, read_json, read_run, write_json
 
 # Figure 1 of the paper (v1): tokens to val loss ≈ 3.31 — DeVA-S∞ 1.268B, SOAP 1.298B, Muon 1.357B.
 PAPER_TOKENS = {"deva_sinf": 1.268e9, "soap": 1.298e9, "muon": 1.357e9}
@@ -268,10 +267,7 @@ def claims(dfs, rows, img, shared, theory) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results",
-                    help="results root holding paper2/ and theory/ (quick mode: results/quick)")
-    args = ap.parse_args(argv)
+    args = results_parser(__doc__, holding="paper2/ and theory/").parse_args(argv)
     res = args.results / "paper2"
     try:
         dfs = load(res)

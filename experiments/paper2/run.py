@@ -43,43 +43,20 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tomllib
 from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train import protocol
-from geomopt.train.protocol import tune_methods, verdict_runs
-from geomopt.train.sweep import (add_jobs_argument, run_sweep, sweep_main, sweep_session,
-                                 toml_value)
+from geomopt.train.protocol import (GPU_EVAL, PRESETS, TASKS, load_methods, task_dir, tune_methods,
+                                    verdict_runs)
+from geomopt.train.sweep import add_jobs_argument, run_sweep, sweep_main, sweep_session
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {
-    "cpu": {"gpt": REPO_ROOT / "experiments/presets/cpu/gpt_bpe_small.toml",
-            "image": REPO_ROOT / "experiments/presets/cpu/fashion_resnet.toml"},
-    "gpu": {"gpt": REPO_ROOT / "experiments/presets/gpu/gpt2_124m_fineweb.toml",
-            "image": REPO_ROOT / "experiments/presets/gpu/cifar10_resnet18.toml"},
-}
-TASKS = ("gpt", "image")
-IMAGE_STEPS = {"full": 156, "quick": 16}  # full: a third of an epoch of Fashion-MNIST
-IMAGE_BATCH = 128
-# Overrides per mode at the CPU presets. quick: a pipeline check in about a minute, not science.
-CPU_SCALE = {
-    "full": {"gpt": {},
-             "image": {"epochs": 0, "steps": IMAGE_STEPS["full"], "batch_size": IMAGE_BATCH, "schedule": "warmdown",
-                       "warmdown_frac": 0.2, "warmup_steps": 12, "eval_every": IMAGE_STEPS["full"] // 4 * IMAGE_BATCH,
-                       "eval_batches": 40, "log_every": 2, "checkpoint_every": 78}},
-    "quick": {"gpt": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32,
-                      "n_head": 2, "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4,
-                      "checkpoint_every": 0},
-              "image": {"epochs": 0, "steps": IMAGE_STEPS["quick"], "batch_size": 64, "width": 4,
-                        "schedule": "warmdown", "warmdown_frac": 0.2, "warmup_steps": 2, "eval_every": 512,
-                        "eval_batches": 2, "log_every": 2, "checkpoint_every": 0}},
-}
 # GPU presets: GPT evaluated every 25 steps (13.1M tokens) on 2M validation tokens, dense enough to
 # resolve the paper's 6.6% (and SOAP's 2.3%); images at the preset's own length.
-GPU_SCALE = {"gpt": {"eval_every": 13_107_200, "eval_tokens": 2_097_152}, "image": {}}
+GPU_SCALE = {"gpt": GPU_EVAL, "image": {}}
 SEEDS = {"full": [1, 2, 3], "quick": [1]}  # verdict seeds: disjoint from the tuning seed 0
 FRACTIONS = {"gpt": {"full": (0.25, 0.5, 1.0), "quick": (0.5, 1.0)},
              "image": {"full": (1.0,), "quick": (1.0,)}}  # the image claim is about the end of training
@@ -91,34 +68,25 @@ SHARED_LR = 1e-3
 RMS_STEPS = {"full": 30, "quick": 4}  # steps over which the update RMS per unit lr is measured
 
 
-def load_methods() -> dict[str, dict]:
-    return tomllib.loads((HERE / "methods.toml").read_text())
-
-
-def task_dir(out: Path, task: str) -> Path:
-    """GPT results in <out>/ (runs/, tuning.json), images in <out>/image/ (the same layout)."""
-    return out if task == "gpt" else out / "image"
-
-
 def scale(mode: str, preset: str, task: str) -> list[str]:
-    table = CPU_SCALE[mode][task] if preset == "cpu" else GPU_SCALE[task]
-    return [f"{k}={toml_value(v)}" for k, v in table.items()]
+    return protocol.scale(mode, preset, task, GPU_SCALE)
 
 
 def maker(preset: str, task: str, out: Path, extra: list[str]):
     """``make(method, table, overrides, name)`` for geomopt.train.protocol: one run on the task's preset."""
-    return protocol.maker(PRESETS[preset][task], task_dir(out, task), "paper2", extra)
+    return protocol.task_maker(preset, task, out, "paper2", extra)
 
 
 def specs(mode: str, task: str) -> dict[str, dict]:
-    methods = load_methods()[task]
+    methods = load_methods(HERE / "methods.toml")[task]
     return {m: methods[m] for m in QUICK_METHODS[task]} if mode == "quick" else methods
 
 
 def shared_configs(mode: str, preset: str, out: Path, extra: list[str]) -> list[TrainConfig]:
     """The paper's Figure 1 setting: every optimizer at one lr 1e-3 ([shared.*]), on the verdict seeds."""
     make = maker(preset, "gpt", out, extra)
-    return [make(m, t, [f"seed={s}"], f"fig1__{m}__s{s}") for m, t in load_methods()["shared"].items()
+    shared = load_methods(HERE / "methods.toml")["shared"]
+    return [make(m, t, [f"seed={s}"], f"fig1__{m}__s{s}") for m, t in shared.items()
             for s in SEEDS[mode]]
 
 

@@ -9,7 +9,6 @@ own numbers.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -18,10 +17,11 @@ from pathlib import Path
 from geomopt.report import verdict
 from geomopt.report.budget import train_nll_at
 from geomopt.report.checks import theory_markdown, theory_rows
-from geomopt.report.claims import paper_summary, record, regime_of
+from geomopt.report.claims import paper_summary, record, regime_of, results_parser
 from geomopt.report.protocol import protocol_section, recorded_rows
 from geomopt.report.tokens import mean_interval
-from geomopt.results import REPO_ROOT, atomic_write_text, read_json, read_run, write_json
+from geomopt.results import atomic_write_text, read_json, read_run, write_json
+from geomopt.train.protocol import task_dir
 
 BASELINES = {"image": ("sgd", "adamw", "lion"), "gpt": ("adamw", "lion")}
 STACEY = ("stacey_p2", "stacey_pp")
@@ -43,10 +43,6 @@ PROTOCOL_LINK = "results/paper3/REPORT.md#protocol"
 NAME = re.compile(r"^protocol__(?P<method>.+)__s(?P<seed>\d+)_b(?P<budget>\d+)$")
 # (key, what, better, digits, unit) of each image metric the claims read
 IMAGE_METRICS = (("acc", "test accuracy", "higher", 2, "%"), ("nll", "train NLL", "lower", 4, ""))
-
-
-def task_dir(res: Path, task: str) -> Path:
-    return res if task == "gpt" else res / "image"
 
 
 def predate(res: Path) -> str:
@@ -295,10 +291,7 @@ def reading(data: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results",
-                    help="results root holding paper3/ and theory/ (quick mode: results/quick)")
-    args = ap.parse_args(argv)
+    args = results_parser(__doc__, holding="paper3/ and theory/").parse_args(argv)
     res = args.results / "paper3"
     try:
         data = load(res)

@@ -41,41 +41,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train import protocol
-from geomopt.train.protocol import tune_methods, verdict_runs
-from geomopt.train.sweep import add_jobs_argument, sweep_main, sweep_session, toml_value
+from geomopt.train.protocol import (GPU_EVAL, PRESETS, TASKS, load_methods, task_dir, tune_methods,
+                                    verdict_runs)
+from geomopt.train.sweep import add_jobs_argument, sweep_main, sweep_session
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
-PRESETS = {
-    "cpu": {"gpt": REPO_ROOT / "experiments/presets/cpu/gpt_bpe_small.toml",
-            "image": REPO_ROOT / "experiments/presets/cpu/fashion_resnet.toml"},
-    "gpu": {"gpt": REPO_ROOT / "experiments/presets/gpu/gpt2_124m_fineweb.toml",
-            "image": REPO_ROOT / "experiments/presets/gpu/cifar10_resnet18.toml"},
-}
-TASKS = ("gpt", "image")
-IMAGE_STEPS = {"full": 156, "quick": 16}  # full: a third of an epoch of Fashion-MNIST
-IMAGE_BATCH = 128
-CPU_SCALE = {
-    "full": {"gpt": {},
-             "image": {"epochs": 0, "steps": IMAGE_STEPS["full"], "batch_size": IMAGE_BATCH, "schedule": "warmdown",
-                       "warmdown_frac": 0.2, "warmup_steps": 12, "eval_every": IMAGE_STEPS["full"] // 4 * IMAGE_BATCH,
-                       "eval_batches": 40, "log_every": 2, "checkpoint_every": 78}},
-    "quick": {"gpt": {"total_tokens": 16_384, "batch_size": 8, "seq_len": 64, "n_layer": 1, "n_embd": 32,
-                      "n_head": 2, "eval_every": 4_096, "eval_tokens": 2_048, "warmup_steps": 4,
-                      "checkpoint_every": 0},
-              "image": {"epochs": 0, "steps": IMAGE_STEPS["quick"], "batch_size": 64, "width": 4,
-                        "schedule": "warmdown", "warmdown_frac": 0.2, "warmup_steps": 2, "eval_every": 512,
-                        "eval_batches": 2, "log_every": 1, "checkpoint_every": 0}},
-}
 # GPU presets: their own length (CIFAR-10: 200 epochs, cosine: the budgets run separately; FineWeb:
 # 5,100 steps), GPT evaluated every 25 steps (13.1M tokens) on 2M validation tokens.
-GPU_SCALE = {"gpt": {"steps": 5100, "eval_every": 13_107_200, "eval_tokens": 2_097_152}, "image": {}}
+GPU_SCALE = {"gpt": {"steps": 5100, **GPU_EVAL}, "image": {}}
 SEEDS = {"full": [1, 2, 3], "quick": [1]}  # verdict seeds: disjoint from the tuning seed 0
 FRACTIONS = {"full": (0.25, 0.5, 1.0), "quick": (0.5, 1.0)}
 TUNE_BUDGET = {"full": 7, "quick": 2}  # trials per method, the same for every method
@@ -85,33 +64,27 @@ P_SWEEP = (2.0, 4.0)  # p = 3 is the main tuning
 STACEY = ("stacey_p2", "stacey_pp")
 
 
-def load_methods() -> dict[str, dict]:
-    return tomllib.loads((HERE / "methods.toml").read_text())
-
-
-def task_dir(out: Path, task: str) -> Path:
-    """GPT results in <out>/ (runs/, tuning.json), images in <out>/image/ (the same layout)."""
-    return out if task == "gpt" else out / "image"
+def methods_of(task: str) -> dict[str, dict]:
+    return load_methods(HERE / "methods.toml")[task]
 
 
 def scale(mode: str, preset: str, task: str) -> list[str]:
-    table = CPU_SCALE[mode][task] if preset == "cpu" else GPU_SCALE[task]
-    return [f"{k}={toml_value(v)}" for k, v in table.items()]
+    return protocol.scale(mode, preset, task, GPU_SCALE)
 
 
 def maker(preset: str, task: str, out: Path, extra: list[str]):
     """``make(method, table, overrides, name)`` for geomopt.train.protocol: one run on the task's preset."""
-    return protocol.maker(PRESETS[preset][task], task_dir(out, task), "paper3", extra)
+    return protocol.task_maker(preset, task, out, "paper3", extra)
 
 
 def specs(mode: str, task: str) -> dict[str, dict]:
-    methods = load_methods()[task]
+    methods = methods_of(task)
     return {m: methods[m] for m in QUICK_METHODS[task]} if mode == "quick" else methods
 
 
 def p_sweep_specs(mode: str, task: str) -> dict[str, dict]:
     """Each Stacey variant of the task at every p of ``P_SWEEP``, named ``<variant>-p<p>``."""
-    methods = load_methods()[task]
+    methods = methods_of(task)
     return {f"{m}-p{p:g}": {**methods[m], "optim": {**methods[m]["optim"], "p": p}}
             for m in STACEY if mode == "full" or m in QUICK_METHODS[task] for p in P_SWEEP}
 

@@ -6,7 +6,6 @@ seed-free measurement, ``not_testable``); claims.json holds geomopt.report.claim
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -15,7 +14,8 @@ import numpy as np
 
 from geomopt.report import claims as C
 from geomopt.report import verdict as V
-from geomopt.results import REPO_ROOT, atomic_write_text, read_json, read_run, write_json
+from geomopt.report.claims import results_parser
+from geomopt.results import atomic_write_text, read_json, read_run, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import house  # noqa: E402  (experiments/paper4/house.py: the House Prices section)
@@ -239,9 +239,7 @@ def claims_summary(res: Path, recs: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results")
-    args = ap.parse_args(argv)
+    args = results_parser(__doc__).parse_args(argv)
     res = args.results / "paper4"
     claims, body = [], list(SETUP)
     theory = args.results / "theory" / "immunization_linear.json"

@@ -182,10 +182,16 @@ def regime_of(cfg: dict, total_steps: int | None) -> dict:
     return {"model": model, "data": cfg.get("dataset"), "tokens": tokens, "steps": total_steps}
 
 
+def results_parser(description: str, prog: str | None = None, holding: str = "") -> argparse.ArgumentParser:
+    """The parser every report command starts from: ``--results``, the results root (``holding``: what it holds)."""
+    ap = argparse.ArgumentParser(prog=prog, description=description.strip().splitlines()[0])
+    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results",
+                    help=f"results root holding {holding} (quick mode: results/quick)" if holding else None)
+    return ap
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="geomopt claims", description="Write results/claims.json from results/.")
-    ap.add_argument("--results", type=Path, default=REPO_ROOT / "results")
-    args = ap.parse_args(argv)
+    args = results_parser("Write results/claims.json from results/.", prog="geomopt claims").parse_args(argv)
     if not args.results.is_dir():
         print(f"claims: {args.results} is not a directory; give --results the results root", file=sys.stderr)
         return 2
