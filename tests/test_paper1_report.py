@@ -26,3 +26,23 @@ def test_main_variant_table_lists_what_passes_and_the_first_failure(tmp_path, mo
     (tmp_path / "shrink_properties.json").write_text(json.dumps(rec))
     row = next(line for line in main_variant(tmp_path) if line.startswith("| main"))
     assert "smooth 3" in row.split("|")[2] and "redescend 2 (rare)" in row.split("|")[3]
+
+
+def test_plain_answer_names_the_decided_arms_and_budgets(monkeypatch):
+    from types import SimpleNamespace as NS
+
+    from geomopt.report import verdict
+
+    plain_answer = _report(monkeypatch).plain_answer
+
+    def row(method, budget, word, delta):
+        res = NS(decision=NS(word=word), saving=None, delta_final=NS(interval=NS(mean=delta)))
+        return {"group": "clean", "method": method, "budget": budget, "res": res}
+
+    rows = [row(m, b, verdict.INCONCLUSIVE, 0.0) for m in ("shrink_adamw", "shrink_adamw_heavy") for b in (25, 50, 100)]
+    assert "not detectably" in plain_answer(rows, [])[0]
+    rows[-1] = row("shrink_adamw_heavy", 100, verdict.CONTRADICTED, 0.16)
+    text = plain_answer(rows, [])[0]
+    assert "no: it costs tokens (shrink_adamw_heavy at 100%" in text and "100% Δloss +0.160" in text
+    rows[0] = row("shrink_adamw", 25, verdict.REPRODUCED, -0.2)
+    assert "mixed: saves (shrink_adamw at 25%), costs (shrink_adamw_heavy at 100%)" in plain_answer(rows, [])[0]

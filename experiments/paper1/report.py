@@ -188,9 +188,10 @@ def plain_answer(rows: list[dict], theory: list[dict]) -> list[str]:
     arms = [m for m in ("shrink_adamw", "shrink_adamw_heavy") if (m, 100) in by]
     if not arms:
         return []
-    verdicts = {m: [by[(m, b)]["res"] for b in (25, 50, 100) if (m, b) in by] for m in arms}
-    saves = any(r.decision.word == verdict.REPRODUCED for rs in verdicts.values() for r in rs)
-    costs = any(r.decision.word == verdict.CONTRADICTED for rs in verdicts.values() for r in rs)
+    decided = {w: [f"{m} at {b}%" for m in arms for b in (25, 50, 100)
+                   if (m, b) in by and by[(m, b)]["res"].decision.word == w]
+               for w in (verdict.REPRODUCED, verdict.CONTRADICTED)}
+    saves, costs = decided[verdict.REPRODUCED], decided[verdict.CONTRADICTED]
     where = ""
     if noise:
         c = noise.get("measured", {}).get("verdicts", {})
@@ -198,8 +199,9 @@ def plain_answer(rows: list[dict], theory: list[dict]) -> list[str]:
         where = (f" On the BPE task, the classes whose gradient noise is heavy-tailed beyond what unequal scales "
                  f"explain (C1): {heavy['C1']}; entry-wise localized (C2): {heavy['C2']} (`real_noise`, per class "
                  "against a Gaussian surrogate). `shrink_adamw_heavy` shrinks only embeddings and head.")
-    answer = ("yes, on at least one budget" if saves and not costs else
-              "no: it costs tokens" if costs and not saves else "mixed across budgets" if saves and costs else
+    answer = (f"yes ({', '.join(saves)}; every other interval covers zero)" if saves and not costs else
+              f"no: it costs tokens ({', '.join(costs)}; every other interval covers zero)" if costs and not saves
+              else f"mixed: saves ({', '.join(saves)}), costs ({', '.join(costs)})" if saves and costs else
               "not detectably (every interval covers zero)")
     grow = []
     for m in arms:
