@@ -66,3 +66,18 @@ def test_prune_runs_removes_only_files_outside_the_plan(tmp_path):
     assert [p.name for p in gone] == ["clean__adamw__s0.jsonl"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "protocol__adamw__s1_b100.jsonl",
                                                            "tune__adamw__abc.jsonl"]
+
+
+def test_prune_plan_keeps_the_plans_trials_verdict_runs_and_opt_in_prefixes(tmp_path):
+    from types import SimpleNamespace as NS
+
+    from geomopt.train.protocol import prune_plan, trial_name
+
+    values = {"optim.lr": 0.001}
+    kept = [trial_name("adamw", values), "protocol__adamw__s1_b100", "fig1__adamw__s1"]
+    for n in kept + ["image__adamw__s0", "tune__adamw__old"]:
+        (tmp_path / f"{n}.jsonl").write_text("{}\n")
+    searches = {"adamw": NS(trials=[NS(values=values)])}
+    gone = prune_plan(tmp_path, searches, [NS(name="protocol__adamw__s1_b100")], keep_prefixes=("fig1__",))
+    assert sorted(p.stem for p in gone) == ["image__adamw__s0", "tune__adamw__old"]
+    assert sorted(p.stem for p in tmp_path.iterdir()) == sorted(kept)

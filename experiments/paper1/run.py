@@ -26,8 +26,8 @@ from geomopt.report.ablation import BASELINE
 from geomopt.results import REPO_ROOT
 from geomopt.train.config import ConfigError, TrainConfig
 from geomopt.train import protocol
-from geomopt.train.protocol import trial_name, tune_methods, verdict_configs, verdict_runs
-from geomopt.train.sweep import add_jobs_argument, prune_runs, run_sweep, sweep_main, sweep_session
+from geomopt.train.protocol import tune_methods, verdict_configs, verdict_runs
+from geomopt.train.sweep import add_jobs_argument, run_sweep, sweep_main, sweep_session
 from geomopt.train.tune import split_search
 
 HERE = Path(__file__).resolve().parent
@@ -260,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                                   jobs=args.jobs)
             measure_step_cost(verdict_configs(sp, make, out / "tuning.json", SEEDS[mode][:1]), out,
                               reps=5 if args.quick else 20)
-            prune_runs(out / "runs", {trial_name(m, t.values) for m, s in searches.items() for t in s.trials}
-                       | {o.name for o in outcomes})
+            protocol.prune_plan(out / "runs", searches, outcomes)
         trace_shrink(verdict_configs({m: sp[m] for m in ("shrink_adamw", "adamw")}, make, out / "tuning.json",
                                      SEEDS[mode][:1]), out)
     if args.trace:

@@ -184,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             searches = tune_methods(sp, make, TUNE_BUDGET[t][mode], task_dir(out, t) / "tuning.json",
                                     metric=SELECT_METRIC[t], jobs=args.jobs, since=start)
             print(f"paper2: {t} tuned " + "; ".join(f"{m}: {s.chosen}" for m, s in searches.items()), flush=True)
-            outcomes += verdict_runs(sp, make, task_dir(out, t) / "tuning.json", SEEDS[mode], FRACTIONS[t][mode],
-                                     jobs=args.jobs, since=start)
+            done = verdict_runs(sp, make, task_dir(out, t) / "tuning.json", SEEDS[mode], FRACTIONS[t][mode],
+                                jobs=args.jobs, since=start)
+            protocol.prune_plan(task_dir(out, t) / "runs", searches, done, keep_prefixes=("fig1__",))
+            outcomes += done
     if shared:
         with sweep_session(out, shared) as start:
             outcomes += run_sweep(shared, since=start, jobs=args.jobs)

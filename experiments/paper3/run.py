@@ -144,11 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             searches = tune_methods(sp, make, TUNE_BUDGET[mode], where / "tuning.json", metric=SELECT_METRIC[t],
                                     jobs=args.jobs, since=start)
             print(f"paper3: {t} tuned " + "; ".join(f"{m}: {s.chosen}" for m, s in searches.items()), flush=True)
-            outcomes += verdict_runs(sp, make, where / "tuning.json", SEEDS[mode], FRACTIONS[mode], jobs=args.jobs,
-                                     since=start)
-            if ps:
-                tune_methods(ps, make, TUNE_BUDGET[mode], where / "tuning_p.json", metric=SELECT_METRIC[t],
-                             jobs=args.jobs, since=start)
+            done = verdict_runs(sp, make, where / "tuning.json", SEEDS[mode], FRACTIONS[mode], jobs=args.jobs,
+                                since=start)
+            swept = tune_methods(ps, make, TUNE_BUDGET[mode], where / "tuning_p.json", metric=SELECT_METRIC[t],
+                                 jobs=args.jobs, since=start) if ps else {}
+            # the p sweep is opt-in: without --p-sweep its earlier trials stay
+            arms = () if ps else tuple(f"tune__{arm}__" for arm in p_sweep_specs(mode, t))
+            protocol.prune_plan(where / "runs", {**searches, **swept}, done, keep_prefixes=arms)
+            outcomes += done
     bad = sorted({o.name for o in outcomes if o.status == "nonfinite"})
     print(f"paper3: {len(outcomes)} runs under {out}" + (f"; diverged: {', '.join(bad)}" if bad else ""))
     return 0

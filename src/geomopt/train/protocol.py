@@ -135,6 +135,17 @@ def verdict_runs(specs: dict[str, dict], make: Make, tuning: str | Path, seeds, 
                      budgets=fractions)
 
 
+def prune_plan(run_dir: Path, searches: dict, outcomes: list, keep_prefixes: tuple[str, ...] = ()) -> list[Path]:
+    """Remove the run files of an older plan from ``run_dir``: a reproduction's results are exactly its own
+    tuning trials (``searches``) and verdict runs (``outcomes``), plus the opt-in runs whose names start
+    with one of ``keep_prefixes`` (e.g. an earlier ``--shared-lr``). Returns what was removed."""
+    from geomopt.train.sweep import prune_runs
+
+    keep = {trial_name(m, t.values) for m, s in searches.items() for t in s.trials} | {o.name for o in outcomes}
+    keep |= {p.stem for prefix in keep_prefixes for p in Path(run_dir).glob(f"{prefix}*.jsonl")}
+    return prune_runs(run_dir, keep)
+
+
 def load_methods(path: Path) -> dict[str, dict]:
     """A runner's methods.toml."""
     import tomllib
