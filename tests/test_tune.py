@@ -154,3 +154,17 @@ def test_prefetch_sees_each_grid_before_it_is_scored():
     s = T.tune(space, lambda v: (math.log2(v["x"]) - 3) ** 2, budget=5, prefetch=lambda b: seen.append(b))
     assert len(s.trials) == 5 and [len(b) for b in seen][0] == 3
     assert sum(len(b) for b in seen) == 5
+
+
+def test_protocol_row_lists_every_value_tried_per_key():
+    """The values-tried column is the union over trials (not only the line through the chosen point)."""
+    trials = [{"values": {"optim.lr": lr, "optim.betas": b}, "score": sc}
+              for lr, b, sc in ((1e-3, [0.9, 0.99], 2.0), (3e-3, [0.9, 0.99], 2.5), (3e-4, [0.9, 0.99], 2.2),
+                                (1e-3, [0.9, 0.95], 1.9))]
+    rec = {"seed": 0, "split": "select",
+           "methods": {"adamw": {"trials": trials, "grid": {"optim.lr": [1e-3], "optim.betas": [[0.9, 0.95]]},
+                                 "chosen": {"optim.lr": 1e-3, "optim.betas": [0.9, 0.95]}, "at_edge": False,
+                                 "metric": "select_loss"}}}
+    row = tuning_rows(rec)[0]
+    assert row["grid"] == "optim.lr ∈ [0.0003, 0.001, 0.003]; optim.betas ∈ [[0.9, 0.99], [0.9, 0.95]]"
+    assert row["at_edge"] == "no"

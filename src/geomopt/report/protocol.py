@@ -43,11 +43,21 @@ def sweep_row(method: str, hp: str, scores: dict[float, float], chosen: float, s
             "chosen": _values({hp: chosen, **(others or {})}), "at_edge": edge, "selected_on": selected_on}
 
 
+def _tried(trials: list[dict], key: str) -> list:
+    """Every value of ``key`` the trials ran (numbers sorted, choices in the order first tried)."""
+    seen = {}
+    for t in trials:
+        seen.setdefault(repr(t["values"][key]), t["values"][key])
+    vals = list(seen.values())
+    return sorted(vals) if all(isinstance(v, (int, float)) for v in vals) else vals
+
+
 def tuning_rows(tuning: dict) -> list[dict]:
-    """Rows of a ``geomopt.train.tune`` record (one per method)."""
+    """Rows of a ``geomopt.train.tune`` record (one per method): the grid column lists every value each key
+    ran; "at an edge" is judged along each key with the other keys at their chosen values (``tune``)."""
     rows = []
     for m, t in tuning["methods"].items():
-        grid = "; ".join(f"{hp} ∈ {_fmt(vals)}" for hp, vals in t["grid"].items())
+        grid = "; ".join(f"{hp} ∈ {_fmt(_tried(t['trials'], hp))}" for hp in t["grid"])
         rows.append({"method": m, "trials": len(t["trials"]), "grid": grid, "chosen": _values(t["chosen"]),
                      "at_edge": "yes" if t["at_edge"] else "no",
                      "selected_on": f"{t['metric']} (seed {tuning['seed']}, {tuning['split']} split)"})
@@ -63,11 +73,14 @@ def recorded_rows(results: Path) -> list[dict]:
 
 def protocol_section(rows: list[dict], notes: list[str]) -> list[str]:
     out = ["## Protocol", "",
-           "| method | trials | grid | chosen values | at an edge | selected on |", "|---|---|---|---|---|---|"]
+           "| method | trials | values tried | chosen values | at an edge | selected on |", "|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['method']} | {r['trials']} | {r['grid']} | {r['chosen']} | {r['at_edge']} | "
                    f"{r['selected_on']} |")
     out += ["", *notes,
+            "- At an edge: the chosen value of a searched key is the smallest or largest of the values tried along "
+            "that key with the other keys at their chosen values (the coordinate search extends a grid past an edge "
+            "winner while its trial budget lasts).",
             f"- Intervals: {V.INTERVAL_METHOD}.",
             f"- Failures: {V.FAILURE_RULE}.",
             f"- Significance: {V.SIGNIFICANCE_RULE}.",
