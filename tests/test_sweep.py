@@ -53,3 +53,20 @@ def test_parallel_jobs_give_the_same_runs(tmp_path):
         ra, rb = read_run(a.path)[1], read_run(b.path)[1]
         assert ra["train_loss"].notna().sum() == 4
         assert ra["train_loss"].equals(rb["train_loss"]) and ra["val_loss"].equals(rb["val_loss"])
+
+
+def test_an_open_session_reads_back_runs_moved_with_their_checkout(tmp_path):
+    """A run's ``out`` path is run control: the results of a checkout moved (or copied into a
+    fresh clone) are read back inside an open session, not trained again."""
+    import shutil
+
+    cfg = _config(tmp_path / "a")
+    with sweep_session(tmp_path / "a") as start:
+        assert [o.status for o in run_sweep([cfg], since=start, log=lambda *_: None)] == ["completed"]
+    shutil.copytree(tmp_path / "a" / "runs", tmp_path / "b" / "runs")
+    moved = _config(tmp_path / "b")
+    (tmp_path / "b" / ".sweep-in-progress").touch()
+    old = os.path.getmtime(moved.out_path) - 10
+    os.utime(tmp_path / "b" / ".sweep-in-progress", (old, old))
+    with sweep_session(tmp_path / "b") as start:
+        assert [o.status for o in run_sweep([moved], since=start, log=lambda *_: None)] == ["skipped"]

@@ -59,8 +59,9 @@ def _same_config(meta_config: dict | None, cfg: TrainConfig) -> bool:
     ours = json.loads(json.dumps(_jsonable(dataclasses.asdict(cfg))))
     # a key added to TrainConfig after the run was written takes its default (e.g. ``classes``)
     meta_config = {**json.loads(json.dumps(_jsonable(dataclasses.asdict(TrainConfig())))), **meta_config}
-    ignore = ("progress", "device", "max_steps_per_call", "data_dir", "checkpoint_dir",
-              "checkpoint_every")  # run control, not science
+    # run control, not science; ``out`` too: a run file is found by its path, and the committed results of a
+    # clone at another path (every fresh clone) must be read back, not trained again
+    ignore = ("progress", "device", "max_steps_per_call", "data_dir", "checkpoint_dir", "checkpoint_every", "out")
     return {k: v for k, v in meta_config.items() if k not in ignore} == {k: v for k, v in ours.items()
                                                                         if k not in ignore}
 
