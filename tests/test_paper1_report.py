@@ -40,9 +40,16 @@ def test_plain_answer_names_the_decided_arms_and_budgets(monkeypatch):
         return {"group": "clean", "method": method, "budget": budget, "res": res}
 
     rows = [row(m, b, verdict.INCONCLUSIVE, 0.0) for m in ("shrink_adamw", "shrink_adamw_heavy") for b in (25, 50, 100)]
-    assert "not detectably" in plain_answer(rows, [])[0]
+    assert "not detectably" in plain_answer(rows, [])[0] and "shrink_adamw's advantage stays flat" in plain_answer(rows, [])[0]
     rows[-1] = row("shrink_adamw_heavy", 100, verdict.CONTRADICTED, 0.16)
     text = plain_answer(rows, [])[0]
     assert "no: it costs tokens (shrink_adamw_heavy at 100%" in text and "100% Δloss +0.160" in text
     rows[0] = row("shrink_adamw", 25, verdict.REPRODUCED, -0.2)
     assert "mixed: saves (shrink_adamw at 25%), costs (shrink_adamw_heavy at 100%)" in plain_answer(rows, [])[0]
+    text = plain_answer(rows, [])[0]  # shrink_adamw: Δ −0.2, 0, 0 (the advantage shrinks); heavy: 0, 0, +0.16
+    assert "shrink_adamw's advantage shrinks (Δ final loss -0.200 → +0.000 → +0.000)" in text
+    assert "shrink_adamw_heavy's advantage shrinks (Δ final loss +0.000 → +0.000 → +0.160)" in text
+    rows[1:3] = [row("shrink_adamw", 50, verdict.INCONCLUSIVE, -0.3), row("shrink_adamw", 100, verdict.INCONCLUSIVE, -0.4)]
+    assert "shrink_adamw's advantage grows (Δ final loss -0.200 → -0.300 → -0.400)" in plain_answer(rows, [])[0]
+    rows[2] = row("shrink_adamw", 100, verdict.INCONCLUSIVE, -0.1)
+    assert "shrink_adamw's advantage moves both ways" in plain_answer(rows, [])[0]

@@ -203,16 +203,22 @@ def plain_answer(rows: list[dict], theory: list[dict]) -> list[str]:
               f"no: it costs tokens ({', '.join(costs)}; every other interval covers zero)" if costs and not saves
               else f"mixed: saves ({', '.join(saves)}), costs ({', '.join(costs)})" if saves and costs else
               "not detectably (every interval covers zero)")
-    grow = []
+    grow, trends = [], []
     for m in arms:
         mids = [(b, by[(m, b)]["res"]) for b in (25, 50, 100) if (m, b) in by]
         pts = [f"{b}% {100 * r.saving.mean:+.1f}%" if r.saving is not None else
                f"{b}% Δloss {r.delta_final.interval.mean:+.3f}" for b, r in mids]
         grow.append(f"{m}: " + ", ".join(pts))
-    return [f"**Plain answer.**{where} Does Adam + shrinkage save tokens here? **{answer}.** Point estimates by "
-            "budget (saving of tokens to AdamW's final loss, or the paired Δ final loss where a target was not "
-            "reached): " + "; ".join(grow) + ". Whether the gap grows with the budget is read from these three "
-            "points only; each has its own interval in the table above."]
+        gap = [-r.delta_final.interval.mean for _, r in mids]  # the advantage on one scale at every budget
+        up, down = (all(op(x, y) for x, y in zip(gap, gap[1:])) for op in (float.__le__, float.__ge__))
+        trends.append(f"{m}'s advantage " + ("stays flat" if up and down else "grows" if up else "shrinks" if down
+                                 else "moves both ways")
+                      + " (Δ final loss " + " → ".join(f"{-x:+.3f}" for x in gap) + ")")
+    return [f"**Plain answer.**{where} Does Adam + shrinkage save tokens here? **{answer}.** Does the gap grow with "
+            f"the budget? **Point estimates: {'; '.join(trends)}** (the advantage is −Δ final loss, method − AdamW, "
+            "same seed, at the end of each budget; each has its own interval in the table above). Savings by budget "
+            "(tokens to AdamW's final loss, or the paired Δ final loss where a target was not reached): "
+            + "; ".join(grow) + "."]
 
 
 def reading(rows: list[dict], theory: list[dict]) -> list[str]:
