@@ -53,3 +53,31 @@ def test_plain_answer_names_the_decided_arms_and_budgets(monkeypatch):
     assert "shrink_adamw's advantage grows (Δ final loss -0.200 → -0.300 → -0.400)" in plain_answer(rows, [])[0]
     rows[2] = row("shrink_adamw", 100, verdict.INCONCLUSIVE, -0.1)
     assert "shrink_adamw's advantage moves both ways" in plain_answer(rows, [])[0]
+
+
+def test_redescending_reading_says_the_cost_shrinks_with_t_only_when_it_does(monkeypatch):
+    import pandas as pd
+
+    rep = _report(monkeypatch)
+
+    def sub(deltas_by_t):  # clipping ψ at +0.05; the redescending ψ at the given Δ per t
+        rows = [{"psi": "hard", "t": t, "delta": 0.05} for t in deltas_by_t]
+        rows += [{"psi": p, "t": t, "delta": d} for t, d in deltas_by_t.items() for p in rep.REDESCENDING]
+        return pd.DataFrame(rows)
+
+    assert "shrinks as t grows" in rep.redescending_reading(sub({2.0: 0.3, 3.0: 0.2, 4.0: 0.1}), explain=False)[0]
+    assert "shrinks as t grows" not in rep.redescending_reading(sub({2.0: 0.112, 3.0: 0.099, 4.0: 0.111}),
+                                                                explain=False)[0]
+
+
+def test_ablation_reading_ranks_the_main_config_and_names_variants_that_beat_the_baseline(monkeypatch):
+    from geomopt.report.ablation import ablation_frame, main_variants
+
+    rep = _report(monkeypatch)
+    psi, t, pos = main_variants()["shrink_adamw"]
+    finals = {"clean__adamw__s0": 2.0, "protocol__adamw__s1_b100": 2.0, "protocol__adamw__s2_b100": 2.02,
+              f"clean__shrink_adamw-{psi}-t{t:g}-{pos}__s0": 2.1, "clean__shrink_adamw-hard-t2-pre__s0": 2.05,
+              "clean__shrink_adamw-soft-t2-pre__s0": 1.9}
+    text = "\n".join(rep.ablation_reading(ablation_frame(finals), finals))
+    assert "the main config ranks 3/3 here" in text and "Δ across the variants -0.100 … +0.100" in text
+    assert "1 beat it by more than one sd: ψ=soft t=2 pre." in text

@@ -2,12 +2,14 @@
 same-seed run of its baseline, as one table shared by the report and the figure.
 
 Run names: ``<group>__<method>-<ψ>-t<t>-<position>__s<seed>`` under results/paper1/ablation/runs,
-baselines ``<group>__<baseline>__s<seed>`` among the main runs (results/paper1/runs).
+baselines ``<group>__<baseline>__s<seed>`` (seed 0, run by the ablation itself); the seed-to-seed spread
+of the baseline comes from the main runs (``MAIN_RUNS``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 
 import pandas as pd
@@ -55,7 +57,14 @@ def ablation_frame(finals: dict[str, float]) -> pd.DataFrame:
     return df.sort_values(["group", "method", "position", "psi", "t"], key=key, ignore_index=True)
 
 
+# the main runs an ablation group is read against: the clean group's are the protocol's full-budget verdict
+# runs, the Cauchy group's the control runs; seed 0 (tuning, and the ablation's own baselines) is not among them
+MAIN_RUNS = {"clean": r"protocol__{m}__s[1-9]\d*_b100", "cauchy": r"cauchy__{m}__s[1-9]\d*"}
+
+
 def seed_spread(finals: dict[str, float], group: str, method: str) -> float:
-    """Standard deviation over seeds of a main run's final loss: the yardstick for one-seed differences."""
-    vals = [v for k, v in finals.items() if k.startswith(f"{group}__{method}__s") and math.isfinite(v)]
+    """Standard deviation over the verdict seeds of a main run's final loss: the yardstick for one-seed
+    differences (NaN with fewer than two finite runs)."""
+    pattern = re.compile(MAIN_RUNS[group].format(m=re.escape(method)))
+    vals = [v for k, v in finals.items() if pattern.fullmatch(k) and math.isfinite(v)]
     return float(pd.Series(vals).std()) if len(vals) >= 2 else math.nan
