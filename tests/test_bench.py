@@ -40,9 +40,28 @@ def test_readme_performance_table_is_generated_from_results():
 
 def test_table_lists_every_ratio(tmp_path):
     rec = {"name": "x", "ratio": 1.0, "meta": {"start_time": "2026-01-01T00:00", "git_commit": "abcdef0"},
-           "labels": {"c": "ours"}, "goals": {"c": "≤ 1.1"},
+           "labels": {"c": "ours"}, "goals": {"c": "≤ 1.1"}, "floors": {"c": 11 / 7},
            "ratios": {"1": {"c": {"ratio": 1.04, "baseline": "b"}}, "2": {"c": {"ratio": 1.2, "baseline": "b"}}}}
     (tmp_path / "x.json").write_text(json.dumps(rec))
-    assert "| x | ours | b | 1.04 | 1.20 | ≤ 1.1 | 2026-01-01, abcdef0 |" in benchmark.bench_table(tmp_path)
+    assert "| x | ours | b | 1.04 | 1.20 | ≤ 1.1 | 1.57 | 2026-01-01, abcdef0 |" in benchmark.bench_table(tmp_path)
     with pytest.raises(ValueError, match="markers"):
         benchmark.readme_with_section("no markers", "")
+
+
+def test_tensor_passes_count_the_per_entry_state(monkeypatch):
+    """AdamW moves 7 parameter-sized tensors a step; ShrinkAdamW's main variant 11 (its observation mass and
+    count too): the memory floor of its ratio to fused AdamW is 11/7."""
+    import torch
+
+    from geomopt.optim import get_spec
+
+    monkeypatch.syspath_prepend(str(benchmark.REPO_ROOT / "experiments/bench"))
+    from elementwise_step import tensor_passes
+
+    def stepped(opt_cls, **hp):
+        opt, _ = benchmark.optimizer_on_random_grads(opt_cls, [(4, 3)], warm_steps=1, **hp)
+        return tensor_passes(opt)
+
+    spec = get_spec("shrink_adamw")
+    assert stepped(torch.optim.AdamW) == 7 and stepped(spec.cls(), **spec.overrides) == 11
+    assert stepped(get_spec("lion").cls()) == 5

@@ -25,24 +25,35 @@ LABELS = {"adamw_fused": "torch AdamW(fused=True)", "adamw_foreach": "torch Adam
           **{f"{n}_eager": f"{n} (eager)" for n in FUSED}}
 
 
+def tensor_passes(opt: torch.optim.Optimizer) -> int:
+    """Parameter-sized tensors a step reads or writes at least: the parameter (read + write), its gradient
+    (read) and each per-entry state tensor (read + write). torch's AdamW: 3 + 2·2 = 7."""
+    p = opt.param_groups[0]["params"][0]
+    state = [t for t in opt.state[p].values() if torch.is_tensor(t) and t.shape == p.shape]
+    return 3 + 2 * len(state)
+
+
 def measure(quick: bool) -> dict:
     device = bench_device()
     shapes = gpt2_block_shapes(1, 256 if quick else 768)
 
-    def make(opt_cls, **hp):  # 12 warm steps: compiled, past every warm-up
+    passes = {}
+
+    def make(opt_cls, name, **hp):  # 12 warm steps: compiled, past every warm-up
         opt, _ = optimizer_on_random_grads(opt_cls, shapes, warm_steps=12, grad_scale=1e-2, device=device, **hp)
+        passes[name] = tensor_passes(opt)
         return opt.step
 
     adamw = get_spec("adamw").overrides  # the house settings; torch fills in the rest (fused, foreach below)
-    fns = {"adamw_fused": make(torch.optim.AdamW, **{**adamw, "fused": True, "foreach": None}),
-           "adamw_foreach": make(torch.optim.AdamW, **{**adamw, "fused": None, "foreach": True})}
+    fns = {"adamw_fused": make(torch.optim.AdamW, "adamw_fused", **{**adamw, "fused": True, "foreach": None}),
+           "adamw_foreach": make(torch.optim.AdamW, "adamw_foreach", **{**adamw, "fused": None, "foreach": True})}
     for name in FUSED:
         spec = get_spec(name)
-        fns[name] = make(spec.cls(), **{**spec.overrides, "fused": True})  # built as the trainer builds it
-        fns[f"{name}_eager"] = make(spec.cls(), **{**spec.overrides, "fused": False})
+        fns[name] = make(spec.cls(), name, **{**spec.overrides, "fused": True})  # built as the trainer builds it
+        fns[f"{name}_eager"] = make(spec.cls(), f"{name}_eager", **{**spec.overrides, "fused": False})
     seconds = time_interleaved(fns, reps=10 if quick else 12, warmup=1, sync=sync_for(device), stat=min)
     return {"seconds": seconds, "compile_seconds": fused.compile_seconds(), "device": device,
-            "n_params": sum(torch.Size(s).numel() for s in shapes)}
+            "n_params": sum(torch.Size(s).numel() for s in shapes), "tensor_passes": passes}
 
 
 def bench(quick: bool) -> Measurement:
@@ -58,5 +69,8 @@ def bench(quick: bool) -> Measurement:
         ratio=ratios["1"][worst]["ratio"], goal="<= 1.25",
         extra={"ratios": ratios, "labels": LABELS, "goals": {n: "≤ 1.25" for n in FUSED},
                "n_params": first["n_params"], "device": first["device"], "processes": len(runs["1"]),
+               # the ratio a step moving this many parameter-sized tensors would take at AdamW's bandwidth: below it,
+               # no kernel goes (ShrinkAdamW's main variant moves its observation mass and count too)
+               "floors": {n: first["tensor_passes"][n] / first["tensor_passes"]["adamw_fused"] for n in names},
                "compile_seconds": {t: [p["compile_seconds"] for p in procs] for t, procs in runs.items()},
                "note": "per process: min of interleaved steps; ratio: median over processes"})

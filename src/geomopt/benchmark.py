@@ -161,22 +161,24 @@ BENCH_END = "<!-- bench-table:end -->"
 
 def bench_table(results_dir: Path = RESULTS_DIR) -> str:
     """The performance table: every ratio of every record in ``results_dir``."""
-    rows = ["| bench | ours | against | ratio, 1 thread | ratio, 2 threads | goal | when |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| bench | ours | against | ratio, 1 thread | ratio, 2 threads | goal | memory floor | when |",
+            "|---|---|---|---|---|---|---|---|"]
     for path in sorted(results_dir.glob("*.json")):
         rec = json.loads(path.read_text())
         when = f"{rec['meta']['start_time'][:10]}, {rec['meta']['git_commit'][:7]}"
         if "ratios" not in rec:  # a single-ratio bench
             rows.append(f"| {rec['name']} | {rec['numerator']['what']} | {rec['denominator']['what']} | "
-                        f"{rec['ratio']:.2f} | – | {rec.get('goal', '')} | {when} |")
+                        f"{rec['ratio']:.2f} | – | {rec.get('goal', '')} | – | {when} |")
             continue
         labels = rec.get("labels", {})
         for cand, one in rec["ratios"]["1"].items():
             two = rec["ratios"].get("2", {}).get(cand)
             two_text = f"{two['ratio']:.2f}" if two else "–"
             goal = rec.get("goals", {}).get(cand, "")
+            floor = rec.get("floors", {}).get(cand)
+            floor_text = f"{floor:.2f}" if floor is not None else "–"
             rows.append(f"| {rec['name']} | {labels.get(cand, cand)} | {labels.get(one['baseline'], one['baseline'])} | "
-                        f"{one['ratio']:.2f} | {two_text} | {goal} | {when} |")
+                        f"{one['ratio']:.2f} | {two_text} | {goal} | {floor_text} | {when} |")
     return "\n".join(rows)
 
 
