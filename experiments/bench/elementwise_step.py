@@ -37,23 +37,21 @@ def measure(quick: bool) -> dict:
     device = bench_device()
     shapes = gpt2_block_shapes(1, 256 if quick else 768)
 
-    passes = {}
-
-    def make(opt_cls, name, **hp):  # 12 warm steps: compiled, past every warm-up
-        opt, _ = optimizer_on_random_grads(opt_cls, shapes, warm_steps=12, grad_scale=1e-2, device=device, **hp)
-        passes[name] = tensor_passes(opt)
-        return opt.step
+    def make(opt_cls, **hp):  # 12 warm steps: compiled, past every warm-up
+        return optimizer_on_random_grads(opt_cls, shapes, warm_steps=12, grad_scale=1e-2, device=device, **hp)[0]
 
     adamw = get_spec("adamw").overrides  # the house settings; torch fills in the rest (fused, foreach below)
-    fns = {"adamw_fused": make(torch.optim.AdamW, "adamw_fused", **{**adamw, "fused": True, "foreach": None}),
-           "adamw_foreach": make(torch.optim.AdamW, "adamw_foreach", **{**adamw, "fused": None, "foreach": True})}
+    opts = {"adamw_fused": make(torch.optim.AdamW, **{**adamw, "fused": True, "foreach": None}),
+            "adamw_foreach": make(torch.optim.AdamW, **{**adamw, "fused": None, "foreach": True})}
     for name in FUSED:
         spec = get_spec(name)
-        fns[name] = make(spec.cls(), name, **{**spec.overrides, "fused": True})  # built as the trainer builds it
-        fns[f"{name}_eager"] = make(spec.cls(), f"{name}_eager", **{**spec.overrides, "fused": False})
-    seconds = time_interleaved(fns, reps=10 if quick else 12, warmup=1, sync=sync_for(device), stat=min)
+        opts[name] = make(spec.cls(), **{**spec.overrides, "fused": True})  # built as the trainer builds it
+        opts[f"{name}_eager"] = make(spec.cls(), **{**spec.overrides, "fused": False})
+    seconds = time_interleaved({n: o.step for n, o in opts.items()}, reps=10 if quick else 12, warmup=1,
+                               sync=sync_for(device), stat=min)
     return {"seconds": seconds, "compile_seconds": fused.compile_seconds(), "device": device,
-            "n_params": sum(torch.Size(s).numel() for s in shapes), "tensor_passes": passes}
+            "n_params": sum(torch.Size(s).numel() for s in shapes),
+            "tensor_passes": {n: tensor_passes(o) for n, o in opts.items()}}
 
 
 def bench(quick: bool) -> Measurement:

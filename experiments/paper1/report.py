@@ -315,17 +315,17 @@ def ablation_reading(table: pd.DataFrame, finals: dict[str, float]) -> list[str]
         best = sub.loc[sub["delta"].idxmin()]
         main = sub[sub["main"]]
         by_psi = sub.groupby("psi")["delta"].median().sort_values()
+        beat = sub[sub["delta"] < -sd]
         lines.append(f"- **{group}, {method}:** best variant ψ={best.psi}, t={best.t:g}, {best.position}: "
                      f"Δ {best.delta:+.3f} ({best.delta / sd:+.1f} sd); "
                      + (f"main config Δ {main['delta'].iloc[0]:+.3f}; " if len(main) else "")
-                     + f"{int((sub['delta'] < -sd).sum())}/{len(sub)} variants beat the baseline by more than one sd, "
+                     + f"{len(beat)}/{len(sub)} variants beat the baseline by more than one sd, "
                      f"{int((sub['delta'] > sd).sum())}/{len(sub)} lose by more; median Δ by ψ: "
                      + ", ".join(f"{k} {v:+.3f}" for k, v in by_psi.items()) + ".")
         if len(main):
-            beat = sub[sub["delta"] < -sd]
             rank = int((sub["delta"] < main["delta"].iloc[0]).sum()) + 1
             lines.append(f"  - the main config ranks {rank}/{len(sub)} here (1 = lowest Δ); Δ across the variants "
-                         f"{sub['delta'].min():+.3f} … {sub['delta'].max():+.3f}; " + (
+                         f"{best.delta:+.3f} … {sub['delta'].max():+.3f}; " + (
                              "no variant beats the baseline by more than one sd." if beat.empty else
                              f"{len(beat)} beat it by more than one sd: "
                              + ", ".join(f"ψ={r.psi} t={r.t:g} {r.position}" for r in beat.itertuples()) + "."))
