@@ -5,6 +5,7 @@ import torch
 from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
 
 from geomopt.optim.clip_muon import ClipMuon
+from geomopt.optim.clip_rate import ClipCount
 from geomopt.optim.grad_transforms import MAD_TO_SIGMA, build_grad_transform, shrink_tensors_
 
 SHAPES = [(16, 8), (8, 32)]
@@ -154,6 +155,24 @@ def test_shrink_tensors_rescale():
     shrink_tensors_([z], "hard", 3.0, "mad", rescale=False)
     torch.testing.assert_close(y, x.clamp(-3 * s, 3 * s))
     torch.testing.assert_close(z, (x / s).clamp(-3, 3))
+    inside = x.abs() <= 3 * s
+    assert torch.equal(y[inside], x[inside])  # the hard clip leaves unclipped entries bit for bit (no /s, ·s)
+    count = ClipCount()
+    shrink_tensors_([x.clone()], "hard", 3.0, "mad", count=count)
+    assert count.read() == {"clip_frac": (~inside).sum().item() / x.numel()}
+
+
+def test_shrunk_copies_reuse_one_buffer_per_matrix_outside_the_state():
+    """The shrunk gradients are written into buffers kept between steps (no fresh matrix-sized tensor a step),
+    p.grad is left alone, and the state dict holds what torch.optim.Muon's holds."""
+    params, opt = _run(ClipMuon, _grads(2, outlier=True), psi="hard", **HP)
+    first = {k: v.data_ptr() for k, v in opt._copies.items()}
+    grads = [p.grad.clone() for p in params]
+    opt.step()
+    assert {k: v.data_ptr() for k, v in opt._copies.items()} == first and len(first) == len(params)
+    assert all(torch.equal(p.grad, g) for p, g in zip(params, grads))
+    _, ref = _run(torch.optim.Muon, _grads(2), **HP)
+    assert [set(v) for v in opt.state_dict()["state"].values()] == [set(v) for v in ref.state_dict()["state"].values()]
 
 
 @pytest.mark.parametrize("scale", ["mad", "rowcol_mad", "rowcol_geo"])

@@ -44,7 +44,8 @@ class ClipCount:
         self.hit, self.seen = state["hit"], state["seen"]
 
 
-def count_beyond(count: ClipCount | None, y: Tensor, t: float) -> None:
-    """Add to ``count`` the entries of ``y`` (= G/s) beyond ±t, out of the observed (nonzero) ones."""
+def count_beyond(count: ClipCount | None, y: Tensor, t: float | Tensor) -> None:
+    """Add to ``count`` the entries of ``y`` (= G/s) beyond ±t, out of the observed (nonzero) ones
+    (equally: of G beyond the bound t·s, a tensor broadcastable to G)."""
     if count is not None:
         count.add(y.abs() > t, torch.count_nonzero(y))

@@ -103,18 +103,25 @@ def _rank1_geo(a: Tensor, passes: int = 2) -> Tensor:
     scale like ``rowcol_mad`` at a fraction of the cost (means instead of medians). The second pass refits
     with log|G| capped at log(3·s) of the first (a Winsorised mean in the log domain), so an outlier moves
     its row's and column's fit by at most ~log(3·s₁/s)/n; the cap moves E log|Z| by < 1e-3, ignored.
-    The fit is kept as a row and a column vector, so s is the outer product of their exps (no per-entry exp)."""
+    The fit is kept as a row and a column vector, so s is the outer product of their exps (no per-entry exp).
+
+    Written for the compiled clip (``clip_muon``): log|G| is the one per-entry transcendental and the one
+    matrix-sized temporary besides the capped copy; column sums are products with a row of ones (a
+    strided column reduction is several times slower on a CPU), the grand sums come from the row sums."""
     a = a.float()
     seen = a > 0
     logs = torch.where(seen, a.clamp_min(1e-38).log(), 0.0)
-    w = seen.float()
-    n_rows, n_cols, n = w.sum(1, keepdim=True).clamp_min(1.0), w.sum(0, keepdim=True).clamp_min(1.0), w.sum().clamp_min(1.0)
+    ones = torch.ones(1, a.shape[0], dtype=a.dtype, device=a.device)
+    n_rows, n_cols = seen.sum(1, keepdim=True, dtype=a.dtype), seen.sum(0, keepdim=True, dtype=a.dtype)
+    n = n_rows.sum().clamp_min(1.0)
+    n_rows, n_cols = n_rows.clamp_min(1.0), n_cols.clamp_min(1.0)
     for k in range(passes):
         if k:
-            logs = torch.minimum(logs, (row + math.log(3.0)) + col) * w
+            logs = torch.where(seen, torch.minimum(logs, (row + math.log(3.0)) + col), 0.0)
         # fit_ij = row_i + col_j, split so that each part stays near the log of a gradient entry or near 0
-        row = logs.sum(1, keepdim=True) / n_rows - LOG_ABS_NORMAL
-        col = logs.sum(0, keepdim=True) / n_cols - logs.sum() / n
+        row_sums = logs.sum(1, keepdim=True)
+        row = row_sums / n_rows - LOG_ABS_NORMAL
+        col = (ones @ logs) / n_cols - row_sums.sum() / n
     return row.exp() * col.exp()
 
 
@@ -173,6 +180,13 @@ def shrink_tensors_(grads: Sequence[Tensor], psi: str | None = "smooth", t: floa
     if psi is None:
         return scales
     for g, s in zip(grads, scales):
+        if psi == "hard" and rescale:  # s·clamp(G/s, ±t) as clamp(G, ±t·s): no division, unclipped entries exact
+            bound = s * t
+            count_beyond(count, g, bound)
+            g.clamp_(-bound, bound)
+            if slope != 1.0:
+                g.mul_(slope)
+            continue
         count_beyond(count, g.div_(s), t)
         apply_psi_(g, psi, t, slope, gamma)
         if rescale:  # (Muon's momentum position: NS is scale-invariant, so ψ(G/s) is enough)

@@ -81,7 +81,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec("shrink_adamw", "geomopt.optim.shrink_adamw:ShrinkAdamW", False, ADAMW_HOUSE,
                       "AdamW with entry-wise smooth shrinkage of g scaled by sqrt(v_hat) (pre-clipping)"),
         OptimizerSpec("clip_muon", "geomopt.optim.clip_muon:ClipMuon", True, MUON_HOUSE,
-                      "entry-wise clip (rank-1 row x column MAD scale) before Muon's momentum + Newton-Schulz"),
+                      "entry-wise clip (rank-1 row x column geometric-mean scale) before Muon's momentum + Newton-Schulz"),
         # Paper 3 (Stacey; the class holds the public code's defaults: lr = τ = α = 1e-3, p = 3, WD 5e-4)
         # and the shared Lion baseline.
         OptimizerSpec("stacey_p2", "geomopt.optim.stacey:StaceyP2", False, {},
