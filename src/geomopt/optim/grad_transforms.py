@@ -111,13 +111,14 @@ def _rank1_geo(a: Tensor, passes: int = 2) -> Tensor:
     a = a.float()
     seen = a > 0
     logs = torch.where(seen, a.clamp_min(1e-38).log(), 0.0)
+    w = seen.float()
     ones = torch.ones(1, a.shape[0], dtype=a.dtype, device=a.device)
-    n_rows, n_cols = seen.sum(1, keepdim=True, dtype=a.dtype), seen.sum(0, keepdim=True, dtype=a.dtype)
+    n_rows, n_cols = w.sum(1, keepdim=True), w.sum(0, keepdim=True)
     n = n_rows.sum().clamp_min(1.0)
     n_rows, n_cols = n_rows.clamp_min(1.0), n_cols.clamp_min(1.0)
     for k in range(passes):
         if k:
-            logs = torch.where(seen, torch.minimum(logs, (row + math.log(3.0)) + col), 0.0)
+            logs = torch.minimum(logs, (row + math.log(3.0)) + col).mul_(w)
         # fit_ij = row_i + col_j, split so that each part stays near the log of a gradient entry or near 0
         row_sums = logs.sum(1, keepdim=True)
         row = row_sums / n_rows - LOG_ABS_NORMAL
