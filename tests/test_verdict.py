@@ -110,3 +110,19 @@ def test_theory_mapping_is_one_rule():
     assert V.theory({"verdict": "PASS", "meta": {}, "measured": {"verdicts": held}}).word == "reproduced"
     failed = {**held, "C2": {"verdict": "fails"}}
     assert V.theory({"verdict": "PASS", "meta": {}, "measured": {"verdicts": failed}}).word == "contradicted"
+
+
+def test_a_stated_saving_is_a_claim_of_its_size():
+    """A saving far below the paper's stated one does not reproduce it, even when it is above 0 (a clip that
+    touches 0.4% of entries saving 0.002% of tokens against "~2%"); a larger saving than stated does."""
+    base = {s: _curve(1000 + 10 * s) for s in range(3)}
+    tiny = {s: _curve(999.8 + 10 * s - 0.01 * s) for s in range(3)}
+    r = V.tokens_to_target_verdict(tiny, base, claimed=0.02)
+    assert 0 < r.saving.low < r.saving.high < 0.01
+    assert r.decision.word == "contradicted" and "half" in r.decision.why
+    assert V.tokens_to_target_verdict(tiny, base).decision.word == "reproduced"  # no stated size: the sign alone
+    fast = {s: _curve(800 + 10 * s) for s in range(3)}
+    assert V.tokens_to_target_verdict(fast, base, claimed=0.02).decision.word == "reproduced"  # 20% against ~2%
+    near = {s: _curve(985 + 10 * s + 3 * s) for s in range(3)}
+    r = V.tokens_to_target_verdict(near, base, claimed=0.02)
+    assert r.saving.high >= 0.01 and r.decision.word in ("reproduced", "inconclusive")

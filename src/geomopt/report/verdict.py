@@ -26,6 +26,10 @@ Statistics
   (log-interpolated) token count reaching it (``report.tokens.tokens_to_target``), ∞ if never
   reached or the run failed. The saving is reported only when every paired seed of both arms
   reaches the target; otherwise the verdict is the paired Δ-final-loss verdict.
+- **Claimed size** (``SIZE_RULE``): a paper that states its saving ("~2% of tokens") claims that size,
+  not merely a sign: a saving interval wholly below half the stated saving excludes the claim as
+  stated → contradicted, even when it lies above 0 (a 0.002% saving does not reproduce "~2%"). A saving
+  larger than stated stays reproduced: it is on the claimed side and does not exclude the claim's size.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from geomopt.report.tokens import Interval, tokens_to_target
 LEVEL = 0.95
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = ("reproduced", "contradicted", "inconclusive",
                                                         "not testable here")
+SIZE_SHARE = 0.5  # a claimed token saving's size is excluded when the interval lies wholly below this share of it
 RULES = {
     REPRODUCED: "the 95% interval of the paired effect (or an exact, seed-free measurement) lies wholly on "
-                "the side the paper claims",
+                "the side the paper claims (for a claimed token saving: and not wholly below half of it)",
     CONTRADICTED: "the 95% interval of the paired effect (or an exact, seed-free measurement) lies wholly on "
-                  "the opposite side of the paper's claim",
+                  "the opposite side of the paper's claim, or wholly below half of a claimed token saving "
+                  "(the claimed size is excluded)",
     INCONCLUSIVE: "the 95% interval covers no effect, or fewer than two paired seeds (n) exist to form one",
     NOT_TESTABLE: "the claim's method, data or measurement cannot be run here; the reason is given",
 }
@@ -57,6 +63,8 @@ FAILURE_RULE = ("a diverged / non-finite run ranks last and is never dropped: fa
                 "both failed = tie (0); an infinite difference opens its side of the interval")
 SIGNIFICANCE_RULE = ("interval wholly on the paper's side → reproduced; wholly on the other side → "
                      "contradicted; else inconclusive (n = pairs)")
+SIZE_RULE = ("a stated token saving c is a claim of that size: a saving interval wholly below c/2 → contradicted "
+             "(the claimed size is excluded), even above 0")
 TOKENS_RULE = ("target of seed s = the final val loss of the baseline's seed-s run; T interpolated in log-loss; "
                "saving = 1 − exp(mean_s log(T_method,s / T_baseline,s)), interval from the t-interval of the "
                "log-differences; reported only when every paired seed of both arms reaches the target, "
@@ -300,7 +308,9 @@ def tokens_to_target_verdict(method: Mapping[int, Curve], baseline: Mapping[int,
         if claimed is not None and not math.isnan(sav.low):
             why += (f"; paper's {100 * claimed:.1f}% " +
                     ("inside" if sav.low <= claimed <= sav.high else "outside") + " the interval")
-        verdict = decide(sav, "higher", why)  # the paper claims a saving > 0
+        verdict = decide(sav, "higher", why)  # the paper claims a saving > 0 ...
+        if claimed is not None and claimed > 0 and sav.n >= 2 and sav.high < SIZE_SHARE * claimed:
+            verdict = Verdict(CONTRADICTED, sav.n, why + f", and wholly below half of it ({SIZE_RULE})")  # ... of its size
         return TokensResult(target, Tm, Tb, sav, delta, verdict, reached)
     why = (f"target not reached by the method on {len(seeds) - reached_m}/{len(seeds)} seeds"
            + (f" (baseline failed on {len(seeds) - reached_b})" if reached_b < len(seeds) else "")
