@@ -84,6 +84,7 @@ def protocol_section(rows: list[dict], notes: list[str]) -> list[str]:
             f"- Intervals: {V.INTERVAL_METHOD}.",
             f"- Failures: {V.FAILURE_RULE}.",
             f"- Significance: {V.SIGNIFICANCE_RULE}.",
+            f"- Claimed size: {V.SIZE_RULE}.",
             f"- Tokens to target: {V.TOKENS_RULE}.", ""]
     return out
 
