@@ -44,15 +44,15 @@ POSITIONS = ("grad", "momentum")
 
 
 def shrink_copies(grads: list[Tensor], outs: list[Tensor], *, psi: str, t: float, scale: str, slope: float,
-                  gamma: float, rescale: bool, counted: bool) -> tuple[Tensor, Tensor] | None:
-    """The shrink transform on copies of ``grads`` written into ``outs`` (tensors of the same shapes), and
-    (``counted``) the entries beyond ±t·s and the nonzero ones: a pure kernel for ``geomopt.optim.fused``
-    (the counts are returned, not accumulated)."""
+                  gamma: float, rescale: bool) -> tuple[Tensor, Tensor]:
+    """The shrink transform on copies of ``grads`` written into ``outs`` (tensors of the same shapes), and the
+    entries beyond ±t·s and the nonzero ones: a pure kernel for ``geomopt.optim.fused`` (the counts are
+    returned, not accumulated)."""
     for out, g in zip(outs, grads):
         out.copy_(g)
-    count = ClipCount() if counted else None
+    count = ClipCount()
     shrink_tensors_(outs, psi, t, scale, slope, gamma, rescale, count)
-    return (count.hit, count.seen) if counted else None
+    return count.hit, count.seen
 
 
 class ClipMuon(Muon):
@@ -106,7 +106,7 @@ class ClipMuon(Muon):
                 buf = self._copies[p.data_ptr()] = torch.empty_like(g, memory_format=torch.contiguous_format)
             outs.append(buf)
         static = {k: group[k] for k in ("psi", "t", "scale", "slope", "gamma")}
-        tally = fused_step(shrink_copies, [grads, outs], {}, {**static, "rescale": rescale, "counted": True},
+        tally = fused_step(shrink_copies, [grads, outs], {}, {**static, "rescale": rescale},
                            fused=group.get("fused"))
         self.clip_count.add(*tally)
         return outs
